@@ -1,0 +1,96 @@
+//! Per-run cgroups for the memory and process limits. Tried in order: a cgroup v2 subtree we
+//! can write with the memory and pids controllers enabled (systemd `Delegate=yes`, many
+//! containers); cgroup v1 memory and pids hierarchies we can write (hybrid hosts, as root);
+//! otherwise `None`, and the caller falls back to RLIMIT_DATA / RLIMIT_NPROC and says so.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub struct RunCgroup {
+    pub mechanism: &'static str,
+    dirs: Vec<PathBuf>,
+    memory_dir: PathBuf,
+}
+
+impl RunCgroup {
+    pub fn create(name: &str, memory: u64, max_procs: u64) -> Option<RunCgroup> {
+        v2(name, memory, max_procs).or_else(|| v1(name, memory, max_procs))
+    }
+
+    /// The `cgroup.procs` files the helper writes itself into.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// Whether the kernel's OOM killer acted inside this cgroup.
+    pub fn oom_killed(&self) -> bool {
+        let read = |f: &str| std::fs::read_to_string(self.memory_dir.join(f)).unwrap_or_default();
+        let count = |text: &str, key: &str| {
+            text.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse::<u64>().ok())).unwrap_or(0)
+        };
+        if self.mechanism.starts_with("cgroup v2") {
+            count(&read("memory.events"), "oom_kill ") > 0
+        } else {
+            count(&read("memory.oom_control"), "oom_kill ") > 0 || read("memory.failcnt").trim().parse::<u64>().unwrap_or(0) > 0
+        }
+    }
+
+    pub fn peak_memory(&self) -> Option<u64> {
+        ["memory.peak", "memory.max_usage_in_bytes"]
+            .iter()
+            .find_map(|f| std::fs::read_to_string(self.memory_dir.join(f)).ok()?.trim().parse().ok())
+    }
+}
+
+impl Drop for RunCgroup {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            // Empty once every process in it was reaped; if one is not (yet), the directory
+            // stays as an empty cgroup, which is harmless.
+            if std::fs::remove_dir(d).is_err() {}
+        }
+    }
+}
+
+fn v2(name: &str, memory: u64, max_procs: u64) -> Option<RunCgroup> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
+    let root = Path::new("/sys/fs/cgroup");
+    if !root.join("cgroup.controllers").exists() {
+        return None;
+    }
+    let parent = root.join(rel.trim_start_matches('/'));
+    let sub = std::fs::read_to_string(parent.join("cgroup.subtree_control")).ok()?;
+    if !(sub.split_whitespace().any(|c| c == "memory") && sub.split_whitespace().any(|c| c == "pids")) {
+        return None;
+    }
+    let dir = parent.join(name);
+    std::fs::create_dir(&dir).ok()?;
+    let cg = RunCgroup { mechanism: "cgroup v2", dirs: vec![dir.clone()], memory_dir: dir.clone() };
+    let ok = std::fs::write(dir.join("memory.max"), memory.to_string()).is_ok()
+        && std::fs::write(dir.join("memory.swap.max"), "0").map_or(true, |_| true)
+        && std::fs::write(dir.join("pids.max"), max_procs.to_string()).is_ok();
+    ok.then_some(cg)
+}
+
+fn v1(name: &str, memory: u64, max_procs: u64) -> Option<RunCgroup> {
+    let mem = Path::new("/sys/fs/cgroup/memory");
+    let pids = Path::new("/sys/fs/cgroup/pids");
+    if !mem.join("memory.limit_in_bytes").exists() || !pids.join("pids.max").exists() {
+        return None;
+    }
+    let (md, pd) = (mem.join(name), pids.join(name));
+    std::fs::create_dir(&md).ok()?;
+    let mut cg = RunCgroup { mechanism: "cgroup v1", dirs: vec![md.clone()], memory_dir: md.clone() };
+    std::fs::create_dir(&pd).ok()?;
+    cg.dirs.push(pd.clone());
+    let ok = std::fs::write(md.join("memory.limit_in_bytes"), memory.to_string()).is_ok()
+        && std::fs::write(pd.join("pids.max"), max_procs.to_string()).is_ok();
+    // Swap would let the child exceed the limit; cap memory+swap too where the kernel has it.
+    if md.join("memory.memsw.limit_in_bytes").exists()
+        && std::fs::write(md.join("memory.memsw.limit_in_bytes"), memory.to_string()).is_err()
+    {
+        return None;
+    }
+    ok.then_some(cg)
+}
