@@ -31,7 +31,7 @@ impl RunCgroup {
         if self.mechanism.starts_with("cgroup v2") {
             count(&read("memory.events"), "oom_kill ") > 0
         } else {
-            count(&read("memory.oom_control"), "oom_kill ") > 0 || read("memory.failcnt").trim().parse::<u64>().unwrap_or(0) > 0
+            count(&read("memory.oom_control"), "oom_kill ") > 0
         }
     }
 
@@ -73,12 +73,20 @@ fn v2(name: &str, memory: u64, max_procs: u64) -> Option<RunCgroup> {
     ok.then_some(cg)
 }
 
+/// This process's cgroup in the v1 hierarchy of `controller` (from /proc/self/cgroup), so the
+/// run's cgroup nests under ours and every limit above us still applies.
+fn v1_own(controller: &str) -> Option<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = own.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        ctrls.split(',').any(|c| c == controller).then(|| path.trim_start_matches('/').to_string())
+    })?;
+    Some(Path::new("/sys/fs/cgroup").join(controller).join(rel))
+}
+
 fn v1(name: &str, memory: u64, max_procs: u64) -> Option<RunCgroup> {
-    let mem = Path::new("/sys/fs/cgroup/memory");
-    let pids = Path::new("/sys/fs/cgroup/pids");
-    if !mem.join("memory.limit_in_bytes").exists() || !pids.join("pids.max").exists() {
-        return None;
-    }
+    let (mem, pids) = (v1_own("memory")?, v1_own("pids")?);
     let (md, pd) = (mem.join(name), pids.join(name));
     std::fs::create_dir(&md).ok()?;
     let mut cg = RunCgroup { mechanism: "cgroup v1", dirs: vec![md.clone()], memory_dir: md.clone() };

@@ -165,6 +165,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             policy: policy.origin.clone(),
             verified: verified.lock().ok().and_then(|g| g.clone()),
             peak_memory: cg.as_ref().and_then(|c| c.peak_memory()),
+            supervisor_peak_rss: own_peak_rss(),
         },
         child: report::ChildReport {
             exit_status: status.code(),
@@ -290,4 +291,11 @@ fn verify_later(init: Arc<AtomicI32>, out: Arc<Mutex<Option<serde_json::Value>>>
             *g = Some(serde_json::Value::Object(v));
         }
     })
+}
+
+/// VmHWM of this process, from /proc/self/status.
+fn own_peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }

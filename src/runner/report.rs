@@ -39,7 +39,10 @@ pub struct SandboxReport {
     pub policy: String,
     /// Read from /proc/<workload>/status on the host once the interpreter was up.
     pub verified: Option<Value>,
+    /// The child's peak memory as its cgroup counted it.
     pub peak_memory: Option<u64>,
+    /// The supervisor's own peak RSS (VmHWM), in bytes.
+    pub supervisor_peak_rss: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Default)]

@@ -71,9 +71,31 @@ pub fn load_all(specs: &[String]) -> Result<Vec<Input>, Failure> {
 
 /// Parses an npy header from a bounded reader; npyz is a well-kept parser, and the bound plus
 /// catch_unwind keep a hostile header from allocating or panicking its way through.
-pub fn parse_npy_header<R: Read>(r: R) -> Result<(DType, Vec<u64>), String> {
-    let mut bounded = r.take(MAX_NPY_HEADER);
-    let header = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| npyz::NpyHeader::from_reader(&mut bounded)))
+pub fn parse_npy_header<R: Read>(mut r: R) -> Result<(DType, Vec<u64>), String> {
+    // Read the header ourselves first (bounded) so the reader ends exactly at the data and
+    // pickled object arrays get a clear refusal rather than a parse error.
+    let mut pre = [0u8; 8];
+    r.read_exact(&mut pre).map_err(|_| "not a .npy file (too short)".to_string())?;
+    if &pre[..6] != b"\x93NUMPY" {
+        return Err("not a .npy file (bad magic)".into());
+    }
+    let len_bytes = if pre[6] == 1 { 2 } else { 4 };
+    let mut lb = [0u8; 4];
+    r.read_exact(&mut lb[..len_bytes]).map_err(|_| "truncated .npy header".to_string())?;
+    let hlen = u32::from_le_bytes(lb) as u64;
+    if hlen > MAX_NPY_HEADER {
+        return Err(format!(".npy header of {hlen} bytes is implausibly large"));
+    }
+    let mut text = vec![0u8; hlen as usize];
+    r.read_exact(&mut text).map_err(|_| "truncated .npy header".to_string())?;
+    let t = String::from_utf8_lossy(&text);
+    if t.contains("'|O'") || t.contains("'<O'") || t.contains("'>O'") || t.contains("'O'") {
+        return Err("object arrays would need unpickling, which sandload never does".into());
+    }
+    let mut whole = pre.to_vec();
+    whole.extend_from_slice(&lb[..len_bytes]);
+    whole.extend_from_slice(&text);
+    let header = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| npyz::NpyHeader::from_reader(&whole[..])))
         .map_err(|_| "malformed .npy header".to_string())?
         .map_err(|e| format!("malformed .npy header: {e}"))?;
     let ts = match header.dtype() {
