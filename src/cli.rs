@@ -28,7 +28,7 @@ pub struct Cli {
 pub enum Command {
     /// Load a model in the sandbox; print its signature, or predict on the given inputs.
     #[command(after_help = RUN_AFTER_HELP)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Statically triage model files for code they would run, without running anything.
     Scan(crate::scan::ScanArgs),
     /// Show which confinement layers this host offers, and how to fix what is missing.

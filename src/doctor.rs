@@ -45,9 +45,14 @@ fn read(p: &str) -> String {
 
 pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
     let mut checks = Vec::new();
-    let in_container = std::path::Path::new("/.dockerenv").exists() || std::path::Path::new("/run/.containerenv").exists();
+    let in_container =
+        std::path::Path::new("/.dockerenv").exists() || std::path::Path::new("/run/.containerenv").exists();
     let container_fix = |docker: &str| {
-        if in_container { Some(docker.to_string()) } else { None }
+        if in_container {
+            Some(docker.to_string())
+        } else {
+            None
+        }
     };
 
     let userns = probe(|| nix::sched::unshare(CloneFlags::CLONE_NEWUSER).is_ok());
@@ -74,7 +79,12 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
         ("cgroup namespace", CloneFlags::CLONE_NEWCGROUP),
     ] {
         let ok = probe(|| nix::sched::unshare(userns_flags() | flag).is_ok());
-        checks.push(Check { layer: name, ok, detail: String::new(), fix: (!ok).then(|| "the kernel or the container runtime forbids it; see the user namespace fix".into()) });
+        checks.push(Check {
+            layer: name,
+            ok,
+            detail: String::new(),
+            fix: (!ok).then(|| "the kernel or the container runtime forbids it; see the user namespace fix".into()),
+        });
     }
 
     let proc_ok = probe(|| {
@@ -85,8 +95,16 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
         match unsafe { nix::unistd::fork() } {
             Ok(ForkResult::Child) => {
                 use nix::mount::{mount, MsFlags};
-                let ok = mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).is_ok()
-                    && mount(Some("proc"), "/proc", Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>).is_ok();
+                let ok = mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+                    .is_ok()
+                    && mount(
+                        Some("proc"),
+                        "/proc",
+                        Some("proc"),
+                        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                        None::<&str>,
+                    )
+                    .is_ok();
                 // SAFETY: see probe().
                 unsafe { libc::_exit(if ok { 0 } else { 1 }) }
             }
@@ -111,22 +129,45 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
 
     let seccomp_ok = std::fs::read_to_string("/proc/self/status").map(|s| s.contains("Seccomp:")).unwrap_or(false)
         && probe(|| nix::sys::prctl::set_no_new_privs().is_ok());
-    checks.push(Check { layer: "seccomp + no_new_privs", ok: seccomp_ok, detail: String::new(), fix: (!seccomp_ok).then(|| "a kernel with CONFIG_SECCOMP_FILTER".into()) });
+    checks.push(Check {
+        layer: "seccomp + no_new_privs",
+        ok: seccomp_ok,
+        detail: String::new(),
+        fix: (!seccomp_ok).then(|| "a kernel with CONFIG_SECCOMP_FILTER".into()),
+    });
 
     let cg2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     let v1_mem = std::path::Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists();
     let writable = |p: &str| nix::unistd::access(p, nix::unistd::AccessFlags::W_OK).is_ok();
     let cg_detail = format!(
         "v2 {}; v1 memory {}",
-        if cg2 { if writable("/sys/fs/cgroup") { "present, writable" } else { "present, read-only" } } else { "absent" },
-        if v1_mem { if writable("/sys/fs/cgroup/memory") { "present, writable" } else { "present, read-only" } } else { "absent" },
+        if cg2 {
+            if writable("/sys/fs/cgroup") {
+                "present, writable"
+            } else {
+                "present, read-only"
+            }
+        } else {
+            "absent"
+        },
+        if v1_mem {
+            if writable("/sys/fs/cgroup/memory") {
+                "present, writable"
+            } else {
+                "present, read-only"
+            }
+        } else {
+            "absent"
+        },
     );
     let cg_ok = (cg2 && writable("/sys/fs/cgroup")) || (v1_mem && writable("/sys/fs/cgroup/memory"));
     checks.push(Check {
         layer: "cgroup memory/pids limits",
         ok: cg_ok,
         detail: cg_detail,
-        fix: (!cg_ok).then(|| "optional: without a writable cgroup, --memory uses RLIMIT_DATA; under systemd use Delegate=yes".into()),
+        fix: (!cg_ok).then(|| {
+            "optional: without a writable cgroup, --memory uses RLIMIT_DATA; under systemd use Delegate=yes".into()
+        }),
     });
 
     let required_ok = checks.iter().filter(|c| c.layer != "cgroup memory/pids limits").all(|c| c.ok);
@@ -139,7 +180,14 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
                 println!("        fix: {f}");
             }
         }
-        println!("{}", if required_ok { "sandload can confine models on this host." } else { "sandload will refuse to run models here (exit 7) until the above is fixed." });
+        println!(
+            "{}",
+            if required_ok {
+                "sandload can confine models on this host."
+            } else {
+                "sandload will refuse to run models here (exit 7) until the above is fixed."
+            }
+        );
     }
     Ok(if required_ok { 0 } else { 7 })
 }

@@ -59,7 +59,5 @@ impl Failure {
 
 /// Finds the exit code an error chain carries; anything untyped is an internal error.
 pub fn exit_of(err: &anyhow::Error) -> Exit {
-    err.chain()
-        .find_map(|e| e.downcast_ref::<Failure>().map(|f| f.exit))
-        .unwrap_or(Exit::Internal)
+    err.chain().find_map(|e| e.downcast_ref::<Failure>().map(|f| f.exit)).unwrap_or(Exit::Internal)
 }

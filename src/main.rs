@@ -24,7 +24,7 @@ fn main() {
         cli::Command::SandboxHelper { fds } => sandbox::helper_main(&fds),
         cli::Command::Scan(args) => report(scan::run(&args)),
         cli::Command::Doctor(args) => report(doctor::run(&args)),
-        cli::Command::Run(args) => report(run_async(runner::run(args))),
+        cli::Command::Run(args) => report(run_async(runner::run(*args))),
     };
     std::process::exit(code);
 }

@@ -30,8 +30,7 @@ pub fn resolve(cli: Option<&Path>) -> Result<Runtime, Failure> {
     } else {
         (python_on_path()?, "python3 on PATH")
     };
-    let exe = std::path::absolute(&path)
-        .map_err(|e| Failure::usage(format!("interpreter {}: {e}", path.display())))?;
+    let exe = std::path::absolute(&path).map_err(|e| Failure::usage(format!("interpreter {}: {e}", path.display())))?;
     let canonical = exe.canonicalize().map_err(|e| {
         Failure::usage(format!(
             "interpreter {} (from {source}) not found: {e}; run scripts/setup-python.sh or pass --python",
@@ -42,7 +41,9 @@ pub fn resolve(cli: Option<&Path>) -> Result<Runtime, Failure> {
     if let Some(venv) = exe.parent().and_then(Path::parent) {
         if let Ok(cfg) = std::fs::read_to_string(venv.join("pyvenv.cfg")) {
             roots.push(venv.canonicalize().unwrap_or_else(|_| venv.to_path_buf()));
-            if let Some(home) = cfg.lines().find_map(|l| l.strip_prefix("home").map(|r| r.trim_start_matches([' ', '=']).trim())) {
+            if let Some(home) =
+                cfg.lines().find_map(|l| l.strip_prefix("home").map(|r| r.trim_start_matches([' ', '=']).trim()))
+            {
                 if let Some(prefix) = Path::new(home).parent() {
                     roots.push(prefix.canonicalize().unwrap_or_else(|_| prefix.to_path_buf()));
                 }
@@ -55,9 +56,8 @@ pub fn resolve(cli: Option<&Path>) -> Result<Runtime, Failure> {
     let interp = elf_interp(&canonical).map_err(|e| {
         Failure::usage(format!("interpreter {}: {e} (it must be an ELF executable, not a script)", canonical.display()))
     })?;
-    let elf_interp = interp
-        .canonicalize()
-        .map_err(|e| Failure::usage(format!("ELF loader {}: {e}", interp.display())))?;
+    let elf_interp =
+        interp.canonicalize().map_err(|e| Failure::usage(format!("ELF loader {}: {e}", interp.display())))?;
     Ok(Runtime { exe, canonical, roots, elf_interp, source })
 }
 

@@ -22,7 +22,13 @@ fn dense_h5_outputs_equal_unsandboxed_keras() {
     }
     let f = fixtures();
     let out = f.dir.join(format!("{}.npy", random_token("out")));
-    let r = sandload_run(&[f.model("dense.h5").to_str().unwrap(), "-i", f.model("x.npy").to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let r = sandload_run(&[
+        f.model("dense.h5").to_str().unwrap(),
+        "-i",
+        f.model("x.npy").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let (shape, got) = read_npy_f32(&out);
     assert_eq!(shape, vec![2, 2]);
@@ -38,7 +44,13 @@ fn lambda_model_gives_the_same_outputs_in_every_format() {
     let f = fixtures();
     for model in ["lambda_benign.h5", "lambda_benign.keras", "lambda_benign_savedmodel"] {
         let out = f.dir.join(format!("{}.npz", random_token("out")));
-        let mut args = vec![f.model(model).to_str().unwrap().to_string(), "-i".into(), format!("x={}", f.model("x.npy").display()), "-o".into(), out.display().to_string()];
+        let mut args = vec![
+            f.model(model).to_str().unwrap().to_string(),
+            "-i".into(),
+            format!("x={}", f.model("x.npy").display()),
+            "-o".into(),
+            out.display().to_string(),
+        ];
         if model.ends_with(".keras") {
             // Keras' zip format refuses Lambdas under safe_mode (its only defence).
             args.extend(["--safe-mode".into(), "off".into()]);
@@ -82,7 +94,8 @@ fn json_input_and_json_result() {
     let r = sandload_run(&[f.model("lambda_benign.h5").to_str().unwrap(), "-i", inp.to_str().unwrap(), "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let data: Vec<f32> = v["outputs"][0]["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    let data: Vec<f32> =
+        v["outputs"][0]["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
     assert_close(&data, &reference("lambda_benign"));
     assert_eq!(v["outputs"][0]["shape"], serde_json::json!([2, 4]));
 }
@@ -124,7 +137,16 @@ fn bad_inputs_exit_2_with_one_clear_line() {
         (vec![dense.display().to_string(), "-i".into(), object.display().to_string()], "unpickling"),
         (vec![dense.display().to_string(), "-i".into(), format!("nope={}", xs.display())], "no input named"),
         (vec![f.model("x.npy").display().to_string()], "unsupported format"),
-        (vec![dense.display().to_string(), "-i".into(), xs.display().to_string(), "-o".into(), "/tmp/out.txt".into()], "use .npy"),
+        (
+            vec![
+                dense.display().to_string(),
+                "-i".into(),
+                xs.display().to_string(),
+                "-o".into(),
+                "/tmp/out.txt".into(),
+            ],
+            "use .npy",
+        ),
     ];
     for (args, needle) in cases {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -154,7 +176,8 @@ fn secrets_on_the_host_are_not_in_scope() {
         return;
     }
     let f = fixtures();
-    let r = sandload_run(&[f.model("hostile_exfil.h5").to_str().unwrap(), "-i", f.model("x.npy").to_str().unwrap(), "-v"]);
+    let r =
+        sandload_run(&[f.model("hostile_exfil.h5").to_str().unwrap(), "-i", f.model("x.npy").to_str().unwrap(), "-v"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // The payload ran (it prints EXFIL) and found none of the canaries.
     assert!(r.all_text().contains("EXFIL"), "payload did not run: {}", r.all_text());
@@ -199,7 +222,13 @@ fn timeout_kills_and_reaps_the_whole_tree() {
         return;
     }
     let f = fixtures();
-    let r = sandload_run(&[f.model("hostile_spin.h5").to_str().unwrap(), "-i", f.model("x.npy").to_str().unwrap(), "--timeout", "8"]);
+    let r = sandload_run(&[
+        f.model("hostile_spin.h5").to_str().unwrap(),
+        "-i",
+        f.model("x.npy").to_str().unwrap(),
+        "--timeout",
+        "8",
+    ]);
     assert_eq!(r.code, 5, "{}", r.stderr);
     assert!(r.elapsed.as_secs() < 8 + 10, "took {:?}", r.elapsed);
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -234,7 +263,15 @@ fn supervisor_memory_stays_small_while_a_gib_tensor_streams_through() {
         }
     }
     let out = d.join("out.npy");
-    let r = sandload_run(&[f.model("identity.h5").to_str().unwrap(), "-i", inp.to_str().unwrap(), "-o", out.to_str().unwrap(), "--memory", "12G"]);
+    let r = sandload_run(&[
+        f.model("identity.h5").to_str().unwrap(),
+        "-i",
+        inp.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--memory",
+        "12G",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(std::fs::metadata(&out).unwrap().len(), std::fs::metadata(&inp).unwrap().len());
     let peak = r.report["sandbox"]["supervisor_peak_rss"].as_u64().unwrap();

@@ -1,8 +1,8 @@
-//! Frame codec (layout in the module above). Reading is async and bounded; payload bytes are
-//! never read here: the caller streams them to where they go.
+//! Frame codec (layout in the module above). Reading is bounded; payload bytes are never read
+//! here: the caller streams them to where they go.
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::io::Read;
 
 use super::Limits;
 
@@ -123,35 +123,27 @@ pub fn encode_preamble(kind: Kind, header_len: u32, payload_len: u64) -> [u8; PR
     p
 }
 
-/// Reads one frame's preamble and header. End-of-file before the first byte is `Closed`.
-pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, limits: &Limits) -> Result<RawFrame, FrameError> {
+/// Reads one frame's preamble and header (blocking). End-of-file before the first byte is
+/// `Closed`; the payload, if any, is left for the caller to stream.
+pub fn read_frame(r: &mut impl Read, limits: &Limits) -> Result<RawFrame, FrameError> {
     let mut p = [0u8; PREAMBLE];
     let mut got = 0;
     while got < PREAMBLE {
-        let n = r.read(&mut p[got..]).await?;
+        let n = r.read(&mut p[got..])?;
         if n == 0 {
-            return Err(if got == 0 { FrameError::Closed } else { FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()) });
+            return Err(if got == 0 {
+                FrameError::Closed
+            } else {
+                FrameError::Io(std::io::ErrorKind::UnexpectedEof.into())
+            });
         }
         got += n;
     }
     let (kind, header_len, payload_len) = decode_preamble(&p, limits)?;
-    // Bounded by max_header above, so this allocation is at most 1 MiB.
+    // At most max_header (1 MiB), checked just above.
     let mut header = vec![0u8; header_len as usize];
-    r.read_exact(&mut header).await?;
+    r.read_exact(&mut header)?;
     Ok(RawFrame { kind, header, payload_len })
-}
-
-/// Writes a frame without payload, or the preamble+header of one whose payload follows.
-pub async fn write_head<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    kind: Kind,
-    header: &impl Serialize,
-    payload_len: u64,
-) -> std::io::Result<()> {
-    let h = serde_json::to_vec(header).map_err(std::io::Error::other)?;
-    let len = u32::try_from(h.len()).map_err(|_| std::io::Error::other("header too large"))?;
-    w.write_all(&encode_preamble(kind, len, payload_len)).await?;
-    w.write_all(&h).await
 }
 
 #[cfg(test)]

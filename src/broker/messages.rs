@@ -55,10 +55,3 @@ pub struct Event {
     pub event: String,
     pub detail: String,
 }
-
-/// PREDICT / RESULT timing from the child.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResultInfo {
-    pub predict_seconds: f64,
-}

@@ -100,8 +100,7 @@ impl Loaded {
         match path {
             None => Self::from_parts("built-in default", DEFAULT_POLICY, None),
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|source| PolicyError::Read { path: p.into(), source })?;
+                let text = std::fs::read_to_string(p).map_err(|source| PolicyError::Read { path: p.into(), source })?;
                 Self::from_parts(&p.display().to_string(), &text, p.parent())
             }
         }
@@ -115,8 +114,8 @@ impl Loaded {
                 (None, _) => (name.to_string(), embedded.to_string()),
                 (Some(d), n) => {
                     let p = d.join(n);
-                    let body = std::fs::read_to_string(&p)
-                        .map_err(|source| PolicyError::Read { path: p.clone(), source })?;
+                    let body =
+                        std::fs::read_to_string(&p).map_err(|source| PolicyError::Read { path: p.clone(), source })?;
                     (p.display().to_string(), body)
                 }
             };
@@ -130,10 +129,8 @@ impl Loaded {
             ("limits.file_size", &policy.limits.file_size),
             ("limits.output_tail", &policy.limits.output_tail),
         ] {
-            parse_size(value).map_err(|what| PolicyError::Invalid {
-                path: origin.into(),
-                what: format!("{name}: {what}"),
-            })?;
+            parse_size(value)
+                .map_err(|what| PolicyError::Invalid { path: origin.into(), what: format!("{name}: {what}") })?;
         }
         Ok(Loaded { policy, origin: origin.into(), phase1, phase2 })
     }

@@ -12,8 +12,7 @@
 use std::collections::BTreeMap;
 
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
 };
 use serde::Deserialize;
 
@@ -85,14 +84,12 @@ struct File {
 
 #[derive(Debug, Clone)]
 pub struct RuleSet {
-    pub file: String,
     pub rules: Vec<Rule>,
 }
 
 impl RuleSet {
     pub fn parse(file: &str, text: &str) -> Result<RuleSet, SeccompPolicyError> {
-        let f: File = toml::from_str(text)
-            .map_err(|source| SeccompPolicyError::Parse { file: file.into(), source })?;
+        let f: File = toml::from_str(text).map_err(|source| SeccompPolicyError::Parse { file: file.into(), source })?;
         let invalid = |what: String| SeccompPolicyError::Invalid { file: file.into(), what };
         if f.default != "kill" {
             return Err(invalid(format!("default must be \"kill\", not {:?}", f.default)));
@@ -113,7 +110,7 @@ impl RuleSet {
                 }
             }
         }
-        Ok(RuleSet { file: file.into(), rules: f.rule })
+        Ok(RuleSet { rules: f.rule })
     }
 
     /// Names of the syscalls this set lets through (allow, eperm or enosys), sorted.
@@ -125,7 +122,8 @@ impl RuleSet {
         v
     }
 
-    /// The action a rule set gives a syscall with no argument conditions (for tests/reports).
+    /// The action a rule set gives a syscall with no argument conditions.
+    #[cfg(test)]
     pub fn action_of(&self, name: &str) -> Action {
         self.rules
             .iter()
@@ -259,10 +257,30 @@ mod tests {
         for (name, text) in [("phase1", super::super::DEFAULT_PHASE1), ("phase2", super::super::DEFAULT_PHASE2)] {
             let set = RuleSet::parse(name, text).unwrap();
             for sc in [
-                "io_uring_setup", "io_uring_enter", "bpf", "ptrace", "process_vm_readv", "process_vm_writev",
-                "userfaultfd", "perf_event_open", "keyctl", "add_key", "request_key", "mount", "umount2",
-                "pivot_root", "unshare", "setns", "kexec_load", "init_module", "finit_module",
-                "open_by_handle_at", "personality", "fsopen", "move_mount", "open_tree",
+                "io_uring_setup",
+                "io_uring_enter",
+                "bpf",
+                "ptrace",
+                "process_vm_readv",
+                "process_vm_writev",
+                "userfaultfd",
+                "perf_event_open",
+                "keyctl",
+                "add_key",
+                "request_key",
+                "mount",
+                "umount2",
+                "pivot_root",
+                "unshare",
+                "setns",
+                "kexec_load",
+                "init_module",
+                "finit_module",
+                "open_by_handle_at",
+                "personality",
+                "fsopen",
+                "move_mount",
+                "open_tree",
             ] {
                 assert_eq!(set.action_of(sc), Action::Kill, "{name} must not permit {sc}");
             }

@@ -131,7 +131,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         status,
         stop,
         oom: cg.as_ref().is_some_and(|c| c.oom_killed()),
-        setup_layers: &args.disabled_layers,
     });
     let rep = report::Report {
         sandload_version: env!("CARGO_PKG_VERSION"),
@@ -191,7 +190,11 @@ fn emit(args: &RunArgs, rep: &report::Report, preview: &Preview) -> anyhow::Resu
     }
     let failed = rep.verdict != Exit::Ok;
     if (failed || args.verbose) && (rep.child.stderr_bytes > 0 || rep.child.stdout_bytes > 0) {
-        eprintln!("sandload: --- child output (last {} of {} bytes) ---", rep.child.stderr_tail.len(), rep.child.stderr_bytes);
+        eprintln!(
+            "sandload: --- child output (last {} of {} bytes) ---",
+            rep.child.stderr_tail.len(),
+            rep.child.stderr_bytes
+        );
         eprint!("{}", rep.child.stdout_tail);
         eprint!("{}", rep.child.stderr_tail);
         eprintln!("sandload: --- end of child output ---");
@@ -213,10 +216,17 @@ fn emit(args: &RunArgs, rep: &report::Report, preview: &Preview) -> anyhow::Resu
 
 fn layers(disabled: &[crate::sandbox::Layer], plan: &crate::sandbox::Plan, cg: Option<&str>) -> Vec<String> {
     use crate::sandbox::Layer;
-    let mut v: Vec<String> = ["user namespace", "pid namespace", "mount namespace (fresh read-only root)", "ipc namespace", "uts namespace", "cgroup namespace"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut v: Vec<String> = [
+        "user namespace",
+        "pid namespace",
+        "mount namespace (fresh read-only root)",
+        "ipc namespace",
+        "uts namespace",
+        "cgroup namespace",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     if !disabled.contains(&Layer::Netns) {
         v.push("net namespace (no interfaces up)".into());
     }
@@ -282,7 +292,9 @@ fn verify_later(init: Arc<AtomicI32>, out: Arc<Mutex<Option<serde_json::Value>>>
         let Some(workload) = children.split_whitespace().next() else { return };
         let status = std::fs::read_to_string(format!("/proc/{workload}/status")).unwrap_or_default();
         let mut v = serde_json::Map::new();
-        for key in ["Uid", "Gid", "NoNewPrivs", "Seccomp", "Seccomp_filters", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        for key in
+            ["Uid", "Gid", "NoNewPrivs", "Seccomp", "Seccomp_filters", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]
+        {
             if let Some(line) = status.lines().find(|l| l.starts_with(&format!("{key}:"))) {
                 v.insert(key.into(), line[key.len() + 1..].trim().into());
             }

@@ -12,7 +12,6 @@ pub struct ModelPath {
     pub host: PathBuf,
     /// Path inside the sandbox: /model/<sanitised name>.
     pub inside: PathBuf,
-    pub kind: &'static str,
 }
 
 pub fn check(path: &Path, sandbox_uid: Option<u32>) -> Result<ModelPath, Failure> {
@@ -25,18 +24,16 @@ pub fn check(path: &Path, sandbox_uid: Option<u32>) -> Result<ModelPath, Failure
     }
     let host = path.canonicalize().map_err(|e| fail(&e.to_string()))?;
     let name = host.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-    let kind = if ft.is_dir() {
+    if ft.is_dir() {
         if !(host.join("saved_model.pb").is_file() || host.join("saved_model.pbtxt").is_file()) {
             return Err(fail("is a directory but not a SavedModel (no saved_model.pb)"));
         }
-        "savedmodel"
-    } else {
-        match host.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-            Some("h5") | Some("hdf5") => "h5",
-            Some("keras") => "keras",
-            _ => return Err(fail("unsupported format: use .h5, .hdf5, .keras or a SavedModel directory")),
-        }
-    };
+    } else if !matches!(
+        host.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+        Some("h5" | "hdf5" | "keras")
+    ) {
+        return Err(fail("unsupported format: use .h5, .hdf5, .keras or a SavedModel directory"));
+    }
     if let Some(uid) = sandbox_uid {
         readable_by_others(&host, uid, 0).map_err(|p| {
             Failure::usage(format!(
@@ -47,9 +44,10 @@ pub fn check(path: &Path, sandbox_uid: Option<u32>) -> Result<ModelPath, Failure
             ))
         })?;
     }
-    let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    let safe: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
     let safe = if safe.starts_with('.') { format!("model{safe}") } else { safe };
-    Ok(ModelPath { host, inside: Path::new("/model").join(safe), kind })
+    Ok(ModelPath { host, inside: Path::new("/model").join(safe) })
 }
 
 /// The sandbox reads the model as an unprivileged uid; a root-only file would fail deep inside

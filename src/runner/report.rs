@@ -102,7 +102,13 @@ pub fn summary(r: &Report, preview: &[(TensorMeta, Vec<Value>)]) -> String {
             let shown: Vec<String> = vals.iter().take(8).map(|v| v.to_string()).collect();
             let more = if n > shown.len() as u64 { format!(", … ({n} values)") } else { String::new() };
             let dims: Vec<Option<u64>> = m.shape.iter().map(|d| Some(*d)).collect();
-            out.push_str(&format!("  {} {} {} = [{}{more}]\n", escape(&m.name), m.dtype.name(), shape(&dims), shown.join(", ")));
+            out.push_str(&format!(
+                "  {} {} {} = [{}{more}]\n",
+                escape(&m.name),
+                m.dtype.name(),
+                shape(&dims),
+                shown.join(", ")
+            ));
         }
     }
     out
@@ -112,7 +118,10 @@ pub fn summary(r: &Report, preview: &[(TensorMeta, Vec<Value>)]) -> String {
 pub fn events_text(r: &Report) -> String {
     let mut out = String::new();
     if !r.events.is_empty() {
-        out.push_str(&format!("sandload: the model attempted {} action(s); each was confined by the sandbox:\n", r.events.len()));
+        out.push_str(&format!(
+            "sandload: the model attempted {} action(s); each was confined by the sandbox:\n",
+            r.events.len()
+        ));
         for e in &r.events {
             out.push_str(&format!("  - {}: {}\n", escape(&e.event), escape(&e.detail)));
         }

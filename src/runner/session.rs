@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::broker::frame::{decode_preamble, encode_preamble, FrameError, Kind, RawFrame, PREAMBLE};
+use crate::broker::frame::{encode_preamble, read_frame, FrameError, Kind, RawFrame};
 use crate::broker::messages::{ErrorMsg, Event, Ready, Signature};
 use crate::broker::{DType, Limits, TensorMeta, TensorsHeader};
 use crate::sandbox::status::{Message, StepError};
@@ -173,23 +173,6 @@ fn next(r: &mut std::fs::File, job: &Job, seen: &mut Observed, wanted: &'static 
         }
         seen.events.push(f.parse::<Event>().map_err(Outcome::Breach)?);
     }
-}
-
-pub fn read_frame(r: &mut impl Read, limits: &Limits) -> Result<RawFrame, FrameError> {
-    let mut p = [0u8; PREAMBLE];
-    let mut got = 0;
-    while got < PREAMBLE {
-        let n = r.read(&mut p[got..])?;
-        if n == 0 {
-            return Err(if got == 0 { FrameError::Closed } else { FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()) });
-        }
-        got += n;
-    }
-    let (kind, header_len, payload_len) = decode_preamble(&p, limits)?;
-    // At most max_header (1 MiB), checked just above.
-    let mut header = vec![0u8; header_len as usize];
-    r.read_exact(&mut header)?;
-    Ok(RawFrame { kind, header, payload_len })
 }
 
 /// For each model input (in signature order), the index of the user's input and the dtype

@@ -52,7 +52,13 @@ pub fn build_plan(s: &Settings) -> anyhow::Result<Plan> {
     binds.push(s.runtime.elf_interp.clone());
     let binds = dedupe_nested(binds);
     let mut read: Vec<PathBuf> = binds.clone();
-    read.extend([s.model_inside.to_path_buf(), "/proc".into(), "/dev/urandom".into(), "/dev/random".into(), "/dev/zero".into()]);
+    read.extend([
+        s.model_inside.to_path_buf(),
+        "/proc".into(),
+        "/dev/urandom".into(),
+        "/dev/random".into(),
+        "/dev/zero".into(),
+    ]);
     let mut quiet: Vec<String> = read.iter().map(|p| p.display().to_string()).collect();
     quiet.extend(["/tmp".into(), "/proc/self".into(), "/dev".into()]);
     quiet.retain(|q| q != "/proc");

@@ -5,7 +5,6 @@ use std::process::ExitStatus;
 use super::session::Outcome;
 use crate::broker::FrameError;
 use crate::exit::Exit;
-use crate::sandbox::Layer;
 
 pub struct Facts<'a> {
     pub outcome: &'a Outcome,
@@ -13,7 +12,6 @@ pub struct Facts<'a> {
     /// Set when the supervisor killed the tree (timeout, Ctrl-C, SIGTERM).
     pub stop: Option<Exit>,
     pub oom: bool,
-    pub setup_layers: &'a [Layer],
 }
 
 pub struct Verdict {
@@ -42,19 +40,30 @@ pub fn decide(f: &Facts) -> Verdict {
     let v = |exit, message: String| Verdict { exit, message, signal: signal.clone() };
     match f.stop {
         Some(Exit::Timeout) => return v(Exit::Timeout, "timed out; the whole child tree was killed and reaped".into()),
-        Some(Exit::Interrupted) => return v(Exit::Interrupted, "interrupted; the whole child tree was killed and reaped".into()),
+        Some(Exit::Interrupted) => {
+            return v(Exit::Interrupted, "interrupted; the whole child tree was killed and reaped".into())
+        }
         _ => {}
     }
     if f.oom {
-        return v(Exit::ResourceLimit, "the child hit its memory limit and was killed by the kernel (raise --memory if the model needs more)".into());
+        return v(
+            Exit::ResourceLimit,
+            "the child hit its memory limit and was killed by the kernel (raise --memory if the model needs more)"
+                .into(),
+        );
     }
     let died = || -> Option<Verdict> {
         let s = sig?;
         Some(match s {
-            libc::SIGSYS => v(Exit::Violation, "the child was killed by seccomp (SIGSYS): it made a system call outside the allowlist".into()),
+            libc::SIGSYS => v(
+                Exit::Violation,
+                "the child was killed by seccomp (SIGSYS): it made a system call outside the allowlist".into(),
+            ),
             libc::SIGXCPU => v(Exit::ResourceLimit, "the child used up its CPU-time limit (SIGXCPU)".into()),
             libc::SIGXFSZ => v(Exit::ResourceLimit, "the child wrote past its file-size limit (SIGXFSZ)".into()),
-            libc::SIGKILL => v(Exit::ResourceLimit, "the child was killed (SIGKILL), most likely by a resource limit".into()),
+            libc::SIGKILL => {
+                v(Exit::ResourceLimit, "the child was killed (SIGKILL), most likely by a resource limit".into())
+            }
             s => v(Exit::ModelRaised, format!("the model crashed the interpreter ({})", signal_name(s))),
         })
     };
@@ -62,11 +71,10 @@ pub fn decide(f: &Facts) -> Verdict {
         Outcome::SetupFailed(Some(e)) => v(
             Exit::SandboxSetup,
             format!(
-                "the sandbox could not be set up, nothing was run: step {} failed: {} ({}). Run `sandload doctor` to see which layers this host offers{}",
+                "the sandbox could not be set up, nothing was run: step {} failed: {} ({}). Run `sandload doctor` to see which layers this host offers",
                 e.step,
                 e.detail,
                 if e.errno != 0 { nix::errno::Errno::from_raw(e.errno).desc().to_string() } else { "check failed".into() },
-                if f.setup_layers.is_empty() { "" } else { "" }
             ),
         ),
         Outcome::SetupFailed(None) => v(

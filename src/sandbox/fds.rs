@@ -21,7 +21,7 @@ const FIRST_UNUSED: u32 = 7;
 
 /// Step 0: dup2 the inherited fds (all >= 10) onto 3..=6 in contract order.
 pub fn place(inherited: &[i32]) -> Result<(), Errno> {
-    for (src, dst) in inherited.iter().zip(CHILD_PLAN..=CHILD_BROKER_OUT) {
+    for (src, dst) in inherited.iter().zip([CHILD_PLAN, CHILD_STATUS, CHILD_BROKER_IN, CHILD_BROKER_OUT]) {
         if *src < 10 {
             return Err(Errno::EBADF);
         }

@@ -49,9 +49,7 @@ pub fn restrict(plan: &LandlockPlan) -> Result<(), StepError> {
         ruleset
     };
     let ruleset = if have >= 6 {
-        ruleset
-            .scope(Scope::AbstractUnixSocket | Scope::Signal)
-            .map_err(|e| fail(format!("scopes: {e}")))?
+        ruleset.scope(Scope::AbstractUnixSocket | Scope::Signal).map_err(|e| fail(format!("scopes: {e}")))?
     } else {
         ruleset
     };

@@ -73,7 +73,12 @@ pub fn build_root(plan: &Plan) -> Result<(), StepError> {
         mount(Some(fd_path(fd).as_str()), &at, None::<&str>, MsFlags::MS_BIND, None::<&str>)
             .map_err(|e| err("mounts.dev", e, at.display().to_string()))?;
     }
-    for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
         std::os::unix::fs::symlink(target, dev.join(name)).map_err(|e| err("mounts.dev", errno_of(&e), name))?;
     }
     remount_ro(&dev, "/dev")?;
@@ -150,7 +155,12 @@ fn bind_ro(fd: &OwnedFd, at: &Path, label: &Path) -> Result<(), StepError> {
     match st.st_mode & libc::S_IFMT {
         libc::S_IFDIR => mkdir_p(at)?,
         libc::S_IFREG => touch(at)?,
-        _ => return Err(StepError::check("mounts.bind", format!("{} is neither a file nor a directory", label.display()))),
+        _ => {
+            return Err(StepError::check(
+                "mounts.bind",
+                format!("{} is neither a file nor a directory", label.display()),
+            ))
+        }
     }
     mount(Some(fd_path(fd).as_str()), at, None::<&str>, MsFlags::MS_BIND, None::<&str>)
         .map_err(|e| err("mounts.bind", e, label.display().to_string()))?;
@@ -175,5 +185,6 @@ fn remount_ro(at: &Path, label: &str) -> Result<(), StepError> {
             flags |= want;
         }
     }
-    mount(None::<&str>, at, None::<&str>, flags, None::<&str>).map_err(|e| err("mounts.remount_ro", e, label.to_string()))
+    mount(None::<&str>, at, None::<&str>, flags, None::<&str>)
+        .map_err(|e| err("mounts.remount_ro", e, label.to_string()))
 }

@@ -43,9 +43,8 @@ pub fn unshare_all(plan: &Plan) -> Result<(), StepError> {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
     let (uid, gid) = (Uid::effective(), Gid::effective());
-    nix::sched::unshare(flags).map_err(|e| {
-        StepError::new("namespaces.unshare", e, format!("unshare({flags:?}); {}", hint_unshare(e)))
-    })?;
+    nix::sched::unshare(flags)
+        .map_err(|e| StepError::new("namespaces.unshare", e, format!("unshare({flags:?}); {}", hint_unshare(e))))?;
     if !root {
         map_self(0, uid.as_raw(), 0, gid.as_raw())?;
     }

@@ -85,13 +85,10 @@ pub struct LandlockPlan {
 /// Reads the plan (bounded: the supervisor never sends more than this).
 pub fn read_from_fd(fd: RawFd) -> Result<Plan, StepError> {
     const MAX_PLAN: u64 = 4 << 20;
-    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD)
-        .map_err(|e| StepError::new("plan.read", e, "no plan fd"))?;
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).map_err(|e| StepError::new("plan.read", e, "no plan fd"))?;
     // SAFETY: the supervisor placed the plan pipe at this fd number; we are its only owner.
     let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     let mut buf = Vec::new();
-    file.take(MAX_PLAN)
-        .read_to_end(&mut buf)
-        .map_err(|e| StepError::check("plan.read", e.to_string()))?;
+    file.take(MAX_PLAN).read_to_end(&mut buf).map_err(|e| StepError::check("plan.read", e.to_string()))?;
     serde_json::from_slice(&buf).map_err(|e| StepError::check("plan.parse", e.to_string()))
 }

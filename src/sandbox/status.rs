@@ -30,7 +30,9 @@ impl StepError {
 #[serde(rename_all = "snake_case")]
 pub enum Message {
     /// Host pid of the pid namespace's init: killing it kills every process in the sandbox.
-    Init { pid: i32 },
+    Init {
+        pid: i32,
+    },
     Failed(StepError),
 }
 
@@ -62,8 +64,7 @@ impl Reporter {
     }
 
     pub fn announce_init(&mut self, pid: i32) -> Result<(), StepError> {
-        self.write(&Message::Init { pid })
-            .map_err(|e| StepError::check("status.announce", format!("status pipe: {e}")))
+        self.write(&Message::Init { pid }).map_err(|e| StepError::check("status.announce", format!("status pipe: {e}")))
     }
 
     pub fn send(&mut self, err: &StepError) {

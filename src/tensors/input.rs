@@ -125,7 +125,10 @@ fn read_npy(path: &Path, name: Option<String>) -> Result<Input, String> {
     let input = Input { name, dtype: Some(dtype), shape, source: Source::Npy { path: path.into(), offset } };
     let need = input.byte_len(dtype).ok_or("shape overflows")?;
     if len - offset != need {
-        return Err(format!("truncated or padded: the header promises {need} data bytes, the file has {}", len - offset));
+        return Err(format!(
+            "truncated or padded: the header promises {need} data bytes, the file has {}",
+            len - offset
+        ));
     }
     Ok(input)
 }
@@ -147,10 +150,18 @@ fn read_npz(path: &Path, only: Option<&str>) -> Result<Vec<Input>, String> {
         let mut counted = CountingReader { inner: &mut entry, n: 0 };
         let (dtype, shape) = parse_npy_header(&mut counted).map_err(|e| format!("{name}: {e}"))?;
         let header_len = counted.n;
-        let input = Input { name: Some(name.clone()), dtype: Some(dtype), shape, source: Source::Npz { path: path.into(), index } };
+        let input = Input {
+            name: Some(name.clone()),
+            dtype: Some(dtype),
+            shape,
+            source: Source::Npz { path: path.into(), index },
+        };
         let need = input.byte_len(dtype).ok_or("shape overflows")?;
         if declared != header_len + need {
-            return Err(format!("{name}: the entry holds {} data bytes, the header promises {need}", declared.saturating_sub(header_len)));
+            return Err(format!(
+                "{name}: the entry holds {} data bytes, the header promises {need}",
+                declared.saturating_sub(header_len)
+            ));
         }
         out.push(input);
     }
@@ -182,9 +193,7 @@ fn read_json(path: &Path, name: Option<String>, len: u64) -> Result<Vec<Input>, 
     let text = std::fs::read(path).map_err(|e| e.to_string())?;
     let v: Value = serde_json::from_slice(&text).map_err(|e| format!("invalid JSON: {e}"))?;
     match v {
-        Value::Object(map) if name.is_none() => {
-            map.into_iter().map(|(k, v)| from_nested(Some(k), v)).collect()
-        }
+        Value::Object(map) if name.is_none() => map.into_iter().map(|(k, v)| from_nested(Some(k), v)).collect(),
         v @ (Value::Array(_) | Value::Number(_) | Value::Bool(_)) => Ok(vec![from_nested(name, v)?]),
         _ => Err("expected {\"name\": nested list} or a nested list".into()),
     }

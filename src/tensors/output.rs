@@ -77,7 +77,9 @@ impl Sink for NpzSink {
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .large_file(true);
-        self.zip.start_file(format!("{}.npy", meta.name.replace(['/', '\\'], "_")), opts).map_err(std::io::Error::other)?;
+        self.zip
+            .start_file(format!("{}.npy", meta.name.replace(['/', '\\'], "_")), opts)
+            .map_err(std::io::Error::other)?;
         self.zip.write_all(&npy_header(meta))
     }
     fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
@@ -104,7 +106,13 @@ pub struct JsonSink {
 
 impl JsonSink {
     pub fn create(path: &Path) -> std::io::Result<Self> {
-        Ok(JsonSink { out: BufWriter::with_capacity(1 << 20, File::create(path)?), meta: None, carry: Vec::new(), index: 0, count: 0 })
+        Ok(JsonSink {
+            out: BufWriter::with_capacity(1 << 20, File::create(path)?),
+            meta: None,
+            carry: Vec::new(),
+            index: 0,
+            count: 0,
+        })
     }
 
     fn close_tensor(&mut self) -> std::io::Result<()> {
@@ -227,24 +235,6 @@ impl Sink for Preview {
     }
     fn finish(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-/// Feeds two sinks at once (a file plus the preview).
-pub struct Tee<'a>(pub &'a mut dyn Sink, pub &'a mut dyn Sink);
-
-impl Sink for Tee<'_> {
-    fn begin(&mut self, meta: &TensorMeta) -> std::io::Result<()> {
-        self.0.begin(meta)?;
-        self.1.begin(meta)
-    }
-    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.0.write(chunk)?;
-        self.1.write(chunk)
-    }
-    fn finish(&mut self) -> std::io::Result<()> {
-        self.0.finish()?;
-        self.1.finish()
     }
 }
 

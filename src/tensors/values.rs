@@ -84,7 +84,8 @@ pub fn decode(dtype: DType, b: &[u8]) -> Value {
 /// Encodes a JSON number/bool as `dtype` (used for JSON inputs, converted to what the model
 /// declares). Out-of-range integers are errors, not wraps.
 pub fn encode(dtype: DType, v: &Value, out: &mut Vec<u8>) -> Result<(), String> {
-    let num = || v.as_f64().or_else(|| v.as_bool().map(|b| b as u8 as f64)).ok_or_else(|| format!("{v} is not a number"));
+    let num =
+        || v.as_f64().or_else(|| v.as_bool().map(|b| b as u8 as f64)).ok_or_else(|| format!("{v} is not a number"));
     let int = |lo: f64, hi: f64| -> Result<i128, String> {
         let x = num()?;
         if x.fract() != 0.0 || x < lo || x > hi {

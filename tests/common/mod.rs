@@ -202,7 +202,8 @@ pub fn sandload_run(args: &[&str]) -> Run {
         .spawn()
         .expect("spawn sandload");
     let out = wait_bounded(child, Duration::from_secs(600));
-    let report_v = std::fs::read(&report).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(serde_json::Value::Null);
+    let report_v =
+        std::fs::read(&report).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(serde_json::Value::Null);
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -213,7 +214,13 @@ pub fn sandload_run(args: &[&str]) -> Run {
 }
 
 pub fn sandload(args: &[&str]) -> Output {
-    let child = Command::new(BIN).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_bounded(child, Duration::from_secs(600))
 }
 
@@ -242,7 +249,10 @@ pub fn host_processes_with(needle: &str) -> Vec<String> {
         for f in ["cmdline", "environ"] {
             if let Ok(b) = std::fs::read(e.path().join(f)) {
                 if String::from_utf8_lossy(&b).contains(needle) {
-                    hits.push(format!("{name}: {}", String::from_utf8_lossy(&b).replace('\0', " ").chars().take(200).collect::<String>()));
+                    hits.push(format!(
+                        "{name}: {}",
+                        String::from_utf8_lossy(&b).replace('\0', " ").chars().take(200).collect::<String>()
+                    ));
                 }
             }
         }
