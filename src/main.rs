@@ -9,7 +9,6 @@ mod policy;
 mod python;
 mod runner;
 mod sandbox;
-#[path = "scan_stub.rs"]
 mod scan;
 mod tensors;
 mod text;

@@ -91,12 +91,18 @@ impl RawFrame {
 }
 
 /// Pure check of the fixed-size preamble.
-pub fn decode_preamble(p: &[u8; PREAMBLE], limits: &Limits) -> Result<(Kind, u32, u64), FrameError> {
+/// `expected` lists the kinds the reader can use now (EVENT is always accepted); anything else
+/// is a breach before its lengths are even looked at, so a forged frame cannot pose as a
+/// legitimately large result.
+pub fn decode_preamble(p: &[u8; PREAMBLE], limits: &Limits, expected: &[Kind]) -> Result<(Kind, u32, u64), FrameError> {
     let magic = [p[0], p[1], p[2], p[3]];
     if magic != MAGIC {
         return Err(FrameError::Magic(magic));
     }
     let kind = Kind::from_u8(p[4]).ok_or(FrameError::UnknownKind(p[4]))?;
+    if kind != Kind::Event && !expected.contains(&kind) {
+        return Err(FrameError::Unexpected { got: kind, wanted: "another kind" });
+    }
     if p[5..8] != [0, 0, 0] || p[12..16] != [0, 0, 0, 0] {
         return Err(FrameError::Reserved);
     }
@@ -125,7 +131,7 @@ pub fn encode_preamble(kind: Kind, header_len: u32, payload_len: u64) -> [u8; PR
 
 /// Reads one frame's preamble and header (blocking). End-of-file before the first byte is
 /// `Closed`; the payload, if any, is left for the caller to stream.
-pub fn read_frame(r: &mut impl Read, limits: &Limits) -> Result<RawFrame, FrameError> {
+pub fn read_frame(r: &mut impl Read, limits: &Limits, expected: &[Kind]) -> Result<RawFrame, FrameError> {
     let mut p = [0u8; PREAMBLE];
     let mut got = 0;
     while got < PREAMBLE {
@@ -139,7 +145,7 @@ pub fn read_frame(r: &mut impl Read, limits: &Limits) -> Result<RawFrame, FrameE
         }
         got += n;
     }
-    let (kind, header_len, payload_len) = decode_preamble(&p, limits)?;
+    let (kind, header_len, payload_len) = decode_preamble(&p, limits, expected)?;
     // At most max_header (1 MiB), checked just above.
     let mut header = vec![0u8; header_len as usize];
     r.read_exact(&mut header)?;
@@ -151,6 +157,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const ALL: &[Kind] = &[Kind::Ready, Kind::Loaded, Kind::Signature, Kind::Result, Kind::Error];
+
+    #[test]
+    fn broker_rejects_a_frame_of_the_wrong_kind_before_its_lengths() {
+        let p = encode_preamble(Kind::Result, 2, u64::MAX);
+        assert!(matches!(decode_preamble(&p, &limits(), &[Kind::Loaded]), Err(FrameError::Unexpected { .. })));
+    }
+
     fn limits() -> Limits {
         Limits::with_max_payload(1 << 20)
     }
@@ -158,39 +172,39 @@ mod tests {
     #[test]
     fn broker_rejects_oversized_header() {
         let p = encode_preamble(Kind::Loaded, (1 << 20) + 1, 0);
-        assert!(matches!(decode_preamble(&p, &limits()), Err(FrameError::HeaderTooLarge { .. })));
+        assert!(matches!(decode_preamble(&p, &limits(), ALL), Err(FrameError::HeaderTooLarge { .. })));
     }
 
     #[test]
     fn broker_rejects_oversized_payload() {
         let p = encode_preamble(Kind::Result, 2, (1 << 20) + 1);
-        assert!(matches!(decode_preamble(&p, &limits()), Err(FrameError::PayloadTooLarge { .. })));
+        assert!(matches!(decode_preamble(&p, &limits(), ALL), Err(FrameError::PayloadTooLarge { .. })));
     }
 
     #[test]
     fn broker_rejects_payload_on_control_frames() {
         let p = encode_preamble(Kind::Error, 2, 1);
-        assert!(matches!(decode_preamble(&p, &limits()), Err(FrameError::UnexpectedPayload { .. })));
+        assert!(matches!(decode_preamble(&p, &limits(), ALL), Err(FrameError::UnexpectedPayload { .. })));
     }
 
     #[test]
     fn broker_rejects_bad_magic_kind_and_reserved() {
         let mut p = encode_preamble(Kind::Ready, 2, 0);
         p[0] = b'X';
-        assert!(matches!(decode_preamble(&p, &limits()), Err(FrameError::Magic(_))));
+        assert!(matches!(decode_preamble(&p, &limits(), ALL), Err(FrameError::Magic(_))));
         let mut p = encode_preamble(Kind::Ready, 2, 0);
         p[4] = 200;
-        assert!(matches!(decode_preamble(&p, &limits()), Err(FrameError::UnknownKind(200))));
+        assert!(matches!(decode_preamble(&p, &limits(), ALL), Err(FrameError::UnknownKind(200))));
         let mut p = encode_preamble(Kind::Ready, 2, 0);
         p[13] = 1;
-        assert!(matches!(decode_preamble(&p, &limits()), Err(FrameError::Reserved)));
+        assert!(matches!(decode_preamble(&p, &limits(), ALL), Err(FrameError::Reserved)));
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(20_000))]
         #[test]
         fn preamble_decoder_never_panics_and_respects_limits(bytes in proptest::array::uniform24(any::<u8>())) {
-            if let Ok((kind, h, p)) = decode_preamble(&bytes, &limits()) {
+            if let Ok((kind, h, p)) = decode_preamble(&bytes, &limits(), ALL) {
                 prop_assert!(h <= 1 << 20);
                 prop_assert!(p <= 1 << 20);
                 prop_assert!(p == 0 || kind.carries_payload());

@@ -158,8 +158,13 @@ fn shutdown(w: &mut std::fs::File) {
 
 /// Reads the next non-event frame; events are kept (bounded) on the way.
 fn next(r: &mut std::fs::File, job: &Job, seen: &mut Observed, wanted: &'static str) -> Result<RawFrame, Outcome> {
+    let expected: &[Kind] = match wanted {
+        "READY" => &[Kind::Ready, Kind::Error],
+        "LOADED" => &[Kind::Loaded, Kind::Error],
+        _ => &[Kind::Result, Kind::Error],
+    };
     loop {
-        let f = read_frame(r, &job.limits).map_err(|e| match e {
+        let f = read_frame(r, &job.limits, expected).map_err(|e| match e {
             FrameError::Closed => Outcome::ChildGone(wanted),
             FrameError::Io(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => Outcome::ChildGone(wanted),
             e => Outcome::Breach(e),
