@@ -64,6 +64,10 @@ pub struct Fixtures {
     pub udp: std::net::UdpSocket,
     pub unix: std::os::unix::net::UnixListener,
     pub abstract_listener: std::os::unix::net::UnixListener,
+    /// A host process the payloads try to kill; it must survive.
+    pub victim: std::process::Child,
+    /// An executable inside the sandbox's view that Landlock does not let it run.
+    pub present_exe: PathBuf,
 }
 
 pub const KERNEL_SYSCALLS: &[(&str, i64)] = &[
@@ -78,6 +82,16 @@ pub const KERNEL_SYSCALLS: &[(&str, i64)] = &[
     ("ptrace", 101),
     ("setns", 308),
 ];
+
+static VICTIM: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn kill_victim() {
+    let pid = VICTIM.load(std::sync::atomic::Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) on the one helper process this harness started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+}
 
 /// Generates every model once per test binary (one TensorFlow import, ~5 s).
 pub fn fixtures() -> &'static Fixtures {
@@ -113,13 +127,18 @@ pub fn fixtures() -> &'static Fixtures {
         let host_file = dir.join("host-file.txt");
         std::fs::write(&host_file, "untouched\n").unwrap();
         let token = random_token("tok");
+        let victim = Command::new("sleep").arg("900").stdin(Stdio::null()).spawn().unwrap();
+        VICTIM.store(victim.id(), std::sync::atomic::Ordering::SeqCst);
+        // SAFETY: registers a plain extern "C" function with no captured state.
+        unsafe { libc::atexit(kill_victim) };
+        let present_exe = PathBuf::from("/usr/lib/x86_64-linux-gnu/libc.so.6");
         let kernel: serde_json::Map<String, serde_json::Value> =
             KERNEL_SYSCALLS.iter().map(|(n, nr)| (n.to_string(), (*nr).into())).collect();
         let params = serde_json::json!({
             "token": token, "port": listener.local_addr().unwrap().port(),
             "udp_port": udp.local_addr().unwrap().port(), "unix_path": unix_path, "abstract": abstract_name,
             "host_file": host_file, "beside": models.join("secret.txt"), "model_file": models.join("hostile_write.h5"),
-            "host_pid": std::process::id(), "kernel_syscalls": kernel,
+            "host_pid": victim.id(), "kernel_syscalls": kernel, "present_exe": present_exe,
         });
         let pfile = dir.join("params.json");
         std::fs::write(&pfile, params.to_string()).unwrap();
@@ -151,6 +170,8 @@ pub fn fixtures() -> &'static Fixtures {
             udp,
             unix,
             abstract_listener,
+            victim,
+            present_exe,
         }
     })
 }
@@ -158,6 +179,11 @@ pub fn fixtures() -> &'static Fixtures {
 impl Fixtures {
     pub fn model(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// True if the TCP listener received a connection.
+    pub fn tcp_hit(&self) -> bool {
+        self.listener.accept().is_ok()
     }
 
     /// True if any of the test's listeners received a connection or datagram.
@@ -170,6 +196,13 @@ impl Fixtures {
     }
 }
 
+/// Tests that read the shared listeners take this lock, so one test's control run (which is
+/// meant to reach a listener) cannot be mistaken for another test's leak.
+pub fn listener_lock() -> std::sync::MutexGuard<'static, ()> {
+    static L: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    L.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -179,6 +212,16 @@ pub struct Run {
 }
 
 impl Run {
+    /// What the child printed (the payloads print their markers here). Not the report as a
+    /// whole: the scan findings in it quote the payload's string constants.
+    pub fn child_out(&self) -> String {
+        format!(
+            "{}\n{}",
+            self.report["child"]["stdout_tail"].as_str().unwrap_or(""),
+            self.report["child"]["stderr_tail"].as_str().unwrap_or("")
+        )
+    }
+
     pub fn all_text(&self) -> String {
         format!("{}\n{}\n{}", self.stdout, self.stderr, self.report)
     }
