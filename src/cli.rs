@@ -33,6 +33,15 @@ pub enum Command {
     Scan(crate::scan::ScanArgs),
     /// Show which confinement layers this host offers, and how to fix what is missing.
     Doctor(DoctorArgs),
+    /// Internal, for benchmarks: full confinement around the interpreter with these arguments
+    /// (e.g. `-c pass`), through the same plan and helper as `run`, without the broker.
+    #[command(name = "__bench-exec", hide = true)]
+    BenchExec {
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Internal: the single-threaded helper that confines itself and starts the interpreter.
     #[command(name = "__sandbox-helper", hide = true)]
     SandboxHelper {

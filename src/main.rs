@@ -24,6 +24,7 @@ fn main() {
         cli::Command::Scan(args) => report(scan::run(&args)),
         cli::Command::Doctor(args) => report(doctor::run(&args)),
         cli::Command::Run(args) => report(run_async(runner::run(*args))),
+        cli::Command::BenchExec { python, args } => report(run_async(runner::bench::exec_only(python, args))),
     };
     std::process::exit(code);
 }

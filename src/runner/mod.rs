@@ -1,6 +1,7 @@
 //! `sandload run`: check everything on the host side, start the confined child, talk to it
 //! over the broker, and turn what happened into one verdict and exit code.
 
+pub mod bench;
 mod cgroup;
 mod model;
 pub mod report;
