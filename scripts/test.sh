@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 bash scripts/setup-python.sh
+bash scripts/setup-client.sh
 cargo build --locked --quiet
 echo "== format and lints"
 cargo fmt --all -- --check

@@ -31,6 +31,9 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Statically triage model files for code they would run, without running anything.
     Scan(crate::scan::ScanArgs),
+    /// Serve models over the Open Inference Protocol V2 (Triton/KServe clients), one sandbox
+    /// per worker.
+    Serve(Box<crate::serve::ServeArgs>),
     /// Show which confinement layers this host offers, and how to fix what is missing.
     Doctor(DoctorArgs),
     /// Internal, for benchmarks: full confinement around the interpreter with these arguments

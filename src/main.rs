@@ -10,6 +10,7 @@ mod python;
 mod runner;
 mod sandbox;
 mod scan;
+mod serve;
 mod tensors;
 mod text;
 
@@ -22,6 +23,7 @@ fn main() {
         // threaded process), so it runs before any runtime exists.
         cli::Command::SandboxHelper { fds } => sandbox::helper_main(&fds),
         cli::Command::Scan(args) => report(scan::run(&args)),
+        cli::Command::Serve(args) => report(run_async(serve::run(*args))),
         cli::Command::Doctor(args) => report(doctor::run(&args)),
         cli::Command::Run(args) => report(run_async(runner::run(*args))),
         cli::Command::BenchExec { python, args } => report(run_async(runner::bench::exec_only(python, args))),

@@ -2,10 +2,10 @@
 //! over the broker, and turn what happened into one verdict and exit code.
 
 pub mod bench;
-mod cgroup;
-mod model;
+pub mod cgroup;
+pub mod model;
 pub mod report;
-mod session;
+pub mod session;
 pub mod spawn;
 mod verdict;
 
@@ -258,7 +258,7 @@ fn open_sink(path: Option<&std::path::Path>) -> Result<Option<Box<dyn Sink + Sen
 
 /// SIGKILL to the namespace's init kills every process in it (pid_namespaces(7)); the helper
 /// outside the namespace is killed directly.
-fn kill_tree(init: &AtomicI32, child: &mut tokio::process::Child) {
+pub fn kill_tree(init: &AtomicI32, child: &mut tokio::process::Child) {
     let pid = init.load(Ordering::SeqCst);
     if pid > 0 && kill(Pid::from_raw(pid), Signal::SIGKILL).is_err() {
         // ESRCH: already gone.
@@ -269,7 +269,10 @@ fn kill_tree(init: &AtomicI32, child: &mut tokio::process::Child) {
 }
 
 /// Reads a child stream to its end, keeping only a bounded tail.
-fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(r: Option<R>, cap: usize) -> tokio::task::JoinHandle<Tail> {
+pub fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    r: Option<R>,
+    cap: usize,
+) -> tokio::task::JoinHandle<Tail> {
     tokio::spawn(async move {
         let mut tail = Tail::new(cap);
         if let Some(mut r) = r {

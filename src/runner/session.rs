@@ -41,6 +41,14 @@ pub struct Observed {
     pub t_result: Option<f64>,
 }
 
+/// One child's broker pipes, used from a blocking thread. The CLI makes one conversation of
+/// it ([`run`]); `serve` keeps it and sends many predict requests over the same pipes.
+pub struct Conn {
+    pub pipes: Pipes,
+    pub limits: Limits,
+    pub started: Instant,
+}
+
 pub struct Job {
     pub inputs: Vec<Input>,
     pub sink: Option<Box<dyn Sink + Send>>,
@@ -54,129 +62,135 @@ pub struct Job {
 
 pub fn run(pipes: Pipes, mut job: Job) -> (Outcome, Observed, Job) {
     let mut seen = Observed::default();
-    let outcome = converse(pipes, &mut job, &mut seen);
+    let mut conn = Conn { pipes, limits: job.limits, started: job.started };
+    let on_ready = std::mem::replace(&mut job.on_ready, Box::new(|| {}));
+    let outcome = match conn.handshake(&job.init_pid, &mut seen, on_ready) {
+        Err(o) => o,
+        Ok(()) if job.inputs.is_empty() => Outcome::Done,
+        Ok(()) => {
+            let sig = seen.signature.clone().expect("handshake sets it");
+            let mut sinks: Vec<&mut dyn Sink> = vec![&mut job.preview];
+            if let Some(s) = job.sink.as_mut() {
+                sinks.push(s.as_mut());
+            }
+            match conn.predict(&job.inputs, &sig, &mut sinks, &mut seen) {
+                Ok(()) => Outcome::Done,
+                Err(o) => o,
+            }
+        }
+    };
+    if matches!(outcome, Outcome::Done | Outcome::Usage(_)) {
+        conn.shutdown();
+    }
     (outcome, seen, job)
 }
 
-fn converse(mut pipes: Pipes, job: &mut Job, seen: &mut Observed) -> Outcome {
-    // 1. Status pipe: at most a few lines; end-of-file means the interpreter was executed.
-    let mut status = Vec::new();
-    if let Err(e) = (&mut pipes.status).take(64 << 10).read_to_end(&mut status) {
-        return Outcome::SetupFailed(Some(StepError::check("status.read", e.to_string())));
-    }
-    for line in status.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        match serde_json::from_slice::<Message>(line) {
-            Ok(Message::Init { pid }) => job.init_pid.store(pid, Ordering::SeqCst),
-            Ok(Message::Failed(e)) => return Outcome::SetupFailed(Some(e)),
-            Err(_) => return Outcome::SetupFailed(Some(StepError::check("status.parse", "garbled status line"))),
+impl Conn {
+    /// Status pipe to end-of-file, then READY and LOADED.
+    pub fn handshake(
+        &mut self,
+        init_pid: &AtomicI32,
+        seen: &mut Observed,
+        on_ready: impl FnOnce(),
+    ) -> Result<(), Outcome> {
+        // Status pipe: at most a few lines; end-of-file means the interpreter was executed.
+        let mut status = Vec::new();
+        if let Err(e) = (&mut self.pipes.status).take(64 << 10).read_to_end(&mut status) {
+            return Err(Outcome::SetupFailed(Some(StepError::check("status.read", e.to_string()))));
         }
-    }
-    if job.init_pid.load(Ordering::SeqCst) == 0 {
-        return Outcome::SetupFailed(None);
-    }
-    seen.t_exec = Some(job.started.elapsed().as_secs_f64());
-
-    // 2. READY.
-    let f = match next(&mut pipes.responses, job, seen, "READY") {
-        Ok(f) => f,
-        Err(o) => return o,
-    };
-    match f.kind {
-        Kind::Ready => match f.parse::<Ready>() {
-            Ok(r) => seen.ready = Some(r),
-            Err(e) => return Outcome::Breach(e),
-        },
-        Kind::Error => return model_raised(&f),
-        k => return Outcome::Breach(FrameError::Unexpected { got: k, wanted: "READY" }),
-    }
-    seen.t_ready = Some(job.started.elapsed().as_secs_f64());
-    (std::mem::replace(&mut job.on_ready, Box::new(|| {})))();
-
-    // 3. LOADED (or the model raised while loading).
-    let f = match next(&mut pipes.responses, job, seen, "LOADED") {
-        Ok(f) => f,
-        Err(o) => return o,
-    };
-    match f.kind {
-        Kind::Loaded => match f.parse::<Signature>() {
-            Ok(s) => seen.signature = Some(s),
-            Err(e) => return Outcome::Breach(e),
-        },
-        Kind::Error => return model_raised(&f),
-        k => return Outcome::Breach(FrameError::Unexpected { got: k, wanted: "LOADED" }),
-    }
-    seen.t_loaded = Some(job.started.elapsed().as_secs_f64());
-
-    // 4. PREDICT → RESULT.
-    if !job.inputs.is_empty() {
-        let sig = seen.signature.clone().expect("set above");
-        let plan = match match_inputs(&job.inputs, &sig) {
-            Ok(p) => p,
-            Err(msg) => {
-                shutdown(&mut pipes.requests);
-                return Outcome::Usage(msg);
+        for line in status.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            match serde_json::from_slice::<Message>(line) {
+                Ok(Message::Init { pid }) => init_pid.store(pid, Ordering::SeqCst),
+                Ok(Message::Failed(e)) => return Err(Outcome::SetupFailed(Some(e))),
+                Err(_) => {
+                    return Err(Outcome::SetupFailed(Some(StepError::check("status.parse", "garbled status line"))))
+                }
             }
-        };
-        if let Err(e) = send_predict(&mut pipes.requests, &job.inputs, &plan) {
+        }
+        if init_pid.load(Ordering::SeqCst) == 0 {
+            return Err(Outcome::SetupFailed(None));
+        }
+        seen.t_exec = Some(self.started.elapsed().as_secs_f64());
+        let f = self.next(seen, "READY")?;
+        match f.kind {
+            Kind::Ready => seen.ready = Some(f.parse::<Ready>().map_err(Outcome::Breach)?),
+            Kind::Error => return Err(model_raised(&f)),
+            k => return Err(Outcome::Breach(FrameError::Unexpected { got: k, wanted: "READY" })),
+        }
+        seen.t_ready = Some(self.started.elapsed().as_secs_f64());
+        on_ready();
+        let f = self.next(seen, "LOADED")?;
+        match f.kind {
+            Kind::Loaded => seen.signature = Some(f.parse::<Signature>().map_err(Outcome::Breach)?),
+            Kind::Error => return Err(model_raised(&f)),
+            k => return Err(Outcome::Breach(FrameError::Unexpected { got: k, wanted: "LOADED" })),
+        }
+        seen.t_loaded = Some(self.started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// PREDICT → RESULT, streaming the outputs into every sink. A model error is
+    /// `Err(ModelRaised)` and leaves the child usable.
+    pub fn predict(
+        &mut self,
+        inputs: &[Input],
+        sig: &Signature,
+        sinks: &mut [&mut dyn Sink],
+        seen: &mut Observed,
+    ) -> Result<(), Outcome> {
+        let plan = match_inputs(inputs, sig).map_err(Outcome::Usage)?;
+        if let Err(e) = send_predict(&mut self.pipes.requests, inputs, &plan) {
             // EPIPE: the child died while reading; its exit status tells why.
-            return if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Err(if e.kind() == std::io::ErrorKind::BrokenPipe {
                 Outcome::ChildGone("while receiving inputs")
             } else {
                 Outcome::Usage(format!("reading inputs: {e}"))
-            };
+            });
         }
-        let f = match next(&mut pipes.responses, job, seen, "RESULT") {
-            Ok(f) => f,
-            Err(o) => return o,
-        };
+        let f = self.next(seen, "RESULT")?;
         match f.kind {
-            Kind::Result => {
-                if let Err(o) = receive_result(&f, &mut pipes.responses, job, seen) {
-                    return o;
-                }
-            }
-            Kind::Error => return model_raised(&f),
-            k => return Outcome::Breach(FrameError::Unexpected { got: k, wanted: "RESULT" }),
+            Kind::Result => receive_result(&f, &mut self.pipes.responses, &self.limits, sinks, seen)?,
+            Kind::Error => return Err(model_raised(&f)),
+            k => return Err(Outcome::Breach(FrameError::Unexpected { got: k, wanted: "RESULT" })),
         }
-        seen.t_result = Some(job.started.elapsed().as_secs_f64());
+        seen.t_result = Some(self.started.elapsed().as_secs_f64());
+        Ok(())
     }
-    shutdown(&mut pipes.requests);
-    Outcome::Done
+
+    pub fn shutdown(&mut self) {
+        // If the child is already gone the write fails; the exit status says why.
+        if self.pipes.requests.write_all(&encode_preamble(Kind::Shutdown, 0, 0)).is_err() {}
+    }
+
+    /// Reads the next non-event frame; events are kept (bounded) on the way.
+    fn next(&mut self, seen: &mut Observed, wanted: &'static str) -> Result<RawFrame, Outcome> {
+        let expected: &[Kind] = match wanted {
+            "READY" => &[Kind::Ready, Kind::Error],
+            "LOADED" => &[Kind::Loaded, Kind::Error],
+            _ => &[Kind::Result, Kind::Error],
+        };
+        loop {
+            let f = read_frame(&mut self.pipes.responses, &self.limits, expected).map_err(|e| match e {
+                FrameError::Closed => Outcome::ChildGone(wanted),
+                FrameError::Io(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => Outcome::ChildGone(wanted),
+                e => Outcome::Breach(e),
+            })?;
+            if f.kind != Kind::Event {
+                return Ok(f);
+            }
+            if seen.events.len() >= self.limits.max_events {
+                seen.events_dropped += 1;
+                continue;
+            }
+            seen.events.push(f.parse::<Event>().map_err(Outcome::Breach)?);
+        }
+    }
 }
 
 fn model_raised(f: &RawFrame) -> Outcome {
     match f.parse::<ErrorMsg>() {
         Ok(e) => Outcome::ModelRaised(e),
         Err(e) => Outcome::Breach(e),
-    }
-}
-
-fn shutdown(w: &mut std::fs::File) {
-    // If the child is already gone the write fails; the exit status says why.
-    if w.write_all(&encode_preamble(Kind::Shutdown, 0, 0)).is_err() {}
-}
-
-/// Reads the next non-event frame; events are kept (bounded) on the way.
-fn next(r: &mut std::fs::File, job: &Job, seen: &mut Observed, wanted: &'static str) -> Result<RawFrame, Outcome> {
-    let expected: &[Kind] = match wanted {
-        "READY" => &[Kind::Ready, Kind::Error],
-        "LOADED" => &[Kind::Loaded, Kind::Error],
-        _ => &[Kind::Result, Kind::Error],
-    };
-    loop {
-        let f = read_frame(r, &job.limits, expected).map_err(|e| match e {
-            FrameError::Closed => Outcome::ChildGone(wanted),
-            FrameError::Io(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => Outcome::ChildGone(wanted),
-            e => Outcome::Breach(e),
-        })?;
-        if f.kind != Kind::Event {
-            return Ok(f);
-        }
-        if seen.events.len() >= job.limits.max_events {
-            seen.events_dropped += 1;
-            continue;
-        }
-        seen.events.push(f.parse::<Event>().map_err(Outcome::Breach)?);
     }
 }
 
@@ -242,6 +256,12 @@ fn write_tensor(w: &mut std::fs::File, input: &Input, dtype: DType, len: u64) ->
             crate::tensors::input::parse_npy_header(&mut entry).map_err(std::io::Error::other)?;
             copy_exact(&mut entry, w, len)
         }
+        Source::Bytes(b) => {
+            if b.len() as u64 != len {
+                return Err(std::io::Error::other("tensor bytes do not match its shape"));
+            }
+            w.write_all(b)
+        }
         Source::Json { values } => {
             let mut buf = Vec::with_capacity(values.len() * dtype.size() as usize);
             for v in values {
@@ -268,15 +288,17 @@ fn copy_exact(r: &mut impl Read, w: &mut impl Write, len: u64) -> std::io::Resul
     Ok(())
 }
 
-fn receive_result(f: &RawFrame, r: &mut std::fs::File, job: &mut Job, seen: &mut Observed) -> Result<(), Outcome> {
+fn receive_result(
+    f: &RawFrame,
+    r: &mut std::fs::File,
+    limits: &Limits,
+    sinks: &mut [&mut dyn Sink],
+    seen: &mut Observed,
+) -> Result<(), Outcome> {
     let header: TensorsHeader = f.parse().map_err(Outcome::Breach)?;
-    let sizes = header.validate(Kind::Result, f.payload_len, &job.limits).map_err(Outcome::Breach)?;
+    let sizes = header.validate(Kind::Result, f.payload_len, limits).map_err(Outcome::Breach)?;
     let mut buf = vec![0u8; 1 << 20];
     for (meta, size) in header.tensors.iter().zip(sizes) {
-        let mut sinks: Vec<&mut dyn Sink> = vec![&mut job.preview];
-        if let Some(s) = job.sink.as_mut() {
-            sinks.push(s.as_mut());
-        }
         for s in sinks.iter_mut() {
             s.begin(meta).map_err(|e| Outcome::OutputFailed(e.to_string()))?;
         }
@@ -294,7 +316,7 @@ fn receive_result(f: &RawFrame, r: &mut std::fs::File, job: &mut Job, seen: &mut
         }
         seen.outputs.push(meta.clone());
     }
-    if let Some(s) = job.sink.as_mut() {
+    for s in sinks.iter_mut() {
         s.finish().map_err(|e| Outcome::OutputFailed(e.to_string()))?;
     }
     Ok(())

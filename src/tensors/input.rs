@@ -22,6 +22,8 @@ pub enum Source {
     Npz { path: PathBuf, index: usize },
     /// Values from a JSON file, converted to the model's dtype when sent.
     Json { values: Vec<Value> },
+    /// Raw little-endian bytes already in memory (`serve` requests), checked by the caller.
+    Bytes(std::sync::Arc<Vec<u8>>),
 }
 
 #[derive(Debug, Clone)]

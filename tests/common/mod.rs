@@ -303,6 +303,20 @@ pub fn host_processes_with(needle: &str) -> Vec<String> {
     hits
 }
 
+/// Processes whose cgroup path contains `needle` (sandload names each sandbox's cgroup after
+/// its supervisor's pid, so this finds exactly one supervisor's leftovers).
+pub fn processes_in_cgroup(needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cg) = std::fs::read_to_string(e.path().join("cgroup")) {
+            if cg.contains(needle) {
+                hits.push(format!("{}: {}", e.file_name().to_string_lossy(), cg.lines().next().unwrap_or("")));
+            }
+        }
+    }
+    hits
+}
+
 /// Loads a .npy written by sandload as f32 values.
 pub fn read_npy_f32(path: &Path) -> (Vec<u64>, Vec<f32>) {
     let bytes = std::fs::read(path).unwrap();
