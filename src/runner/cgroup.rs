@@ -59,16 +59,37 @@ fn v2(name: &str, memory: u64, max_procs: u64) -> Option<RunCgroup> {
     if !root.join("cgroup.controllers").exists() {
         return None;
     }
-    let parent = root.join(rel.trim_start_matches('/'));
-    let sub = std::fs::read_to_string(parent.join("cgroup.subtree_control")).ok()?;
-    if !(sub.split_whitespace().any(|c| c == "memory") && sub.split_whitespace().any(|c| c == "pids")) {
-        return None;
+    let mut parent = root.join(rel.trim_start_matches('/'));
+    // Already moved into our leaf by an earlier sandbox (serve starts many).
+    if parent.ends_with("supervisor") {
+        parent.pop();
+    }
+    let has = |dir: &Path, file: &str| -> bool {
+        let s = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        s.split_whitespace().any(|c| c == "memory") && s.split_whitespace().any(|c| c == "pids")
+    };
+    if !has(&parent, "cgroup.subtree_control") {
+        // A delegated subtree (systemd Delegate=yes) whose controllers are available but not
+        // enabled for children. The "no internal processes" rule means we first move
+        // ourselves into a leaf, then enable memory and pids for our siblings.
+        if !has(&parent, "cgroup.controllers") {
+            return None;
+        }
+        let leaf = parent.join("supervisor");
+        if std::fs::create_dir(&leaf).is_err() && !leaf.is_dir() {
+            return None;
+        }
+        std::fs::write(leaf.join("cgroup.procs"), std::process::id().to_string()).ok()?;
+        std::fs::write(parent.join("cgroup.subtree_control"), "+memory +pids").ok()?;
     }
     let dir = parent.join(name);
     std::fs::create_dir(&dir).ok()?;
     let cg = RunCgroup { mechanism: "cgroup v2", dirs: vec![dir.clone()], memory_dir: dir.clone() };
+    // No swap: it would let the child exceed the limit (absent without swap accounting).
+    if dir.join("memory.swap.max").exists() && std::fs::write(dir.join("memory.swap.max"), "0").is_err() {
+        return None;
+    }
     let ok = std::fs::write(dir.join("memory.max"), memory.to_string()).is_ok()
-        && std::fs::write(dir.join("memory.swap.max"), "0").map_or(true, |_| true)
         && std::fs::write(dir.join("pids.max"), max_procs.to_string()).is_ok();
     ok.then_some(cg)
 }
