@@ -21,7 +21,10 @@ pub fn apply(limits: &[Rlimit]) -> Result<(), StepError> {
         let (_, hard) = nix::sys::resource::getrlimit(res)
             .map_err(|e| StepError::new("rlimits.get", e, format!("{:?}", l.resource)))?;
         let v = l.value.min(hard);
-        setrlimit(res, v, v).map_err(|e| StepError::new("rlimits.set", e, format!("{:?}={v}", l.resource)))?;
+        // CPU: the soft limit sends SIGXCPU, so the verdict can name the limit; the hard limit
+        // (SIGKILL) follows a few seconds later for a child that ignores SIGXCPU.
+        let h = if l.resource == RlimitKind::Cpu { v.saturating_add(5).min(hard) } else { v };
+        setrlimit(res, v, h).map_err(|e| StepError::new("rlimits.set", e, format!("{:?}={v}", l.resource)))?;
     }
     Ok(())
 }
