@@ -21,4 +21,9 @@ echo '/// Looks a syscall up by name; `None` for names this table does not know.
 echo 'pub fn number(name: &str) -> Option<i64> {'
 echo '    X86_64.iter().find(|(n, _)| *n == name).map(|(_, nr)| *nr)'
 echo '}'
+echo
+echo '/// The name of a syscall number, for reports.'
+echo "pub fn name(nr: i64) -> Option<&'static str> {"
+echo '    X86_64.iter().find(|(_, n)| *n == nr).map(|(name, _)| *name)'
+echo '}'
 } > "$out"

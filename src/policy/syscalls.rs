@@ -387,3 +387,8 @@ pub const X86_64: &[(&str, i64)] = &[
 pub fn number(name: &str) -> Option<i64> {
     X86_64.iter().find(|(n, _)| *n == name).map(|(_, nr)| *nr)
 }
+
+/// The name of a syscall number, for reports.
+pub fn name(nr: i64) -> Option<&'static str> {
+    X86_64.iter().find(|(_, n)| *n == nr).map(|(name, _)| *name)
+}

@@ -1,6 +1,7 @@
 //! `sandload run`: check everything on the host side, start the confined child, talk to it
 //! over the broker, and turn what happened into one verdict and exit code.
 
+mod audit;
 pub mod bench;
 pub mod cgroup;
 pub mod model;
@@ -88,6 +89,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let stderr = pump(child.stderr.take(), tail_cap);
     let init_pid = Arc::new(AtomicI32::new(0));
     let verified = Arc::new(Mutex::new(None));
+    let workload_pid = Arc::new(AtomicI32::new(0));
     let job = session::Job {
         inputs,
         sink,
@@ -95,7 +97,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         limits: Limits::with_max_payload(max_output),
         started,
         init_pid: init_pid.clone(),
-        on_ready: verify_later(init_pid.clone(), verified.clone()),
+        on_ready: verify_later(init_pid.clone(), workload_pid.clone(), verified.clone()),
     };
     let mut conversation = tokio::task::spawn_blocking(move || session::run(pipes, job));
     let deadline = tokio::time::sleep(Duration::from_secs(args.timeout));
@@ -127,12 +129,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     kill_tree(&init_pid, &mut child);
     let (out_tail, err_tail) = (stdout.await?, stderr.await?);
 
-    let v = verdict::decide(&verdict::Facts {
+    let mut v = verdict::decide(&verdict::Facts {
         outcome: &outcome,
         status,
         stop,
         oom: cg.as_ref().is_some_and(|c| c.oom_killed()),
     });
+    if v.signal.as_deref() == Some("SIGSYS") {
+        if let Some(name) = audit::seccomp_kill_syscall(workload_pid.load(Ordering::SeqCst)) {
+            v.message = format!("{} (the kernel logged `{name}`)", v.message);
+            v.syscall = Some(name);
+        }
+    }
     let rep = report::Report {
         sandload_version: env!("CARGO_PKG_VERSION"),
         model: model.host.display().to_string(),
@@ -170,6 +178,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         child: report::ChildReport {
             exit_status: status.code(),
             signal: v.signal.clone(),
+            seccomp_syscall: v.syscall.clone(),
             stdout_tail: escape_bytes(&out_tail.contents()),
             stdout_bytes: out_tail.total,
             stderr_tail: escape_bytes(&err_tail.contents()),
@@ -289,11 +298,16 @@ pub fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
 }
 
 /// Once the interpreter is up, read the workload's confinement back from the host's /proc.
-fn verify_later(init: Arc<AtomicI32>, out: Arc<Mutex<Option<serde_json::Value>>>) -> Box<dyn FnOnce() + Send> {
+fn verify_later(
+    init: Arc<AtomicI32>,
+    workload_pid: Arc<AtomicI32>,
+    out: Arc<Mutex<Option<serde_json::Value>>>,
+) -> Box<dyn FnOnce() + Send> {
     Box::new(move || {
         let pid = init.load(Ordering::SeqCst);
         let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
         let Some(workload) = children.split_whitespace().next() else { return };
+        workload_pid.store(workload.parse().unwrap_or(0), Ordering::SeqCst);
         let status = std::fs::read_to_string(format!("/proc/{workload}/status")).unwrap_or_default();
         let mut v = serde_json::Map::new();
         for key in

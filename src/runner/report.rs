@@ -49,6 +49,8 @@ pub struct SandboxReport {
 pub struct ChildReport {
     pub exit_status: Option<i32>,
     pub signal: Option<String>,
+    /// For a seccomp kill: the syscall, from the kernel's audit record.
+    pub seccomp_syscall: Option<String>,
     pub stdout_tail: String,
     pub stdout_bytes: u64,
     pub stderr_tail: String,

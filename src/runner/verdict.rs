@@ -18,6 +18,8 @@ pub struct Verdict {
     pub exit: Exit,
     pub message: String,
     pub signal: Option<String>,
+    /// The syscall a seccomp kill was for, when the kernel log names it.
+    pub syscall: Option<String>,
 }
 
 /// The helper relays the workload's end as an exit code: 128+n for signal n.
@@ -37,7 +39,7 @@ fn signal_name(sig: i32) -> String {
 pub fn decide(f: &Facts) -> Verdict {
     let sig = workload_signal(f.status);
     let signal = sig.map(signal_name);
-    let v = |exit, message: String| Verdict { exit, message, signal: signal.clone() };
+    let v = |exit, message: String| Verdict { exit, message, signal: signal.clone(), syscall: None };
     match f.stop {
         Some(Exit::Timeout) => return v(Exit::Timeout, "timed out; the whole child tree was killed and reaped".into()),
         Some(Exit::Interrupted) => {
