@@ -5,6 +5,7 @@ mod broker;
 mod cli;
 mod doctor;
 mod exit;
+mod init;
 mod policy;
 mod python;
 mod runner;
@@ -17,6 +18,7 @@ mod text;
 use clap::Parser;
 
 fn main() {
+    init::become_init_if_pid1();
     let cli = cli::Cli::parse();
     let code = match cli.command {
         // The helper must stay single-threaded (unshare(CLONE_NEWUSER) fails in a

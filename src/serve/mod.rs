@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// A model to serve, NAME=PATH (.h5/.keras file or SavedModel directory). Repeatable.
     #[arg(short, long = "model", value_name = "NAME=PATH")]
     pub models: Vec<String>,
+    /// Serve every model in this directory (.h5, .hdf5, .keras files and SavedModel folders),
+    /// each named after its file stem.
+    #[arg(long, value_name = "DIR")]
+    pub model_dir: Option<PathBuf>,
     /// TOML file with `listen`, `workers`, `queue`, `request_timeout` and `[[model]] name/path`.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -122,8 +126,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         let (n, p) = m.split_once('=').ok_or_else(|| Failure::usage(format!("--model {m}: use NAME=PATH")))?;
         entries.push((n.to_string(), PathBuf::from(p), None));
     }
+    if let Some(dir) = &args.model_dir {
+        entries.extend(models_in(dir)?);
+    }
     if entries.is_empty() {
-        return Err(Failure::usage("no models: pass --model NAME=PATH or --config FILE").into());
+        return Err(Failure::usage("no models: pass --model NAME=PATH, --model-dir DIR or --config FILE").into());
     }
     let policy = Loaded::load(args.policy.as_deref()).map_err(|e| Failure::usage(e.to_string()))?;
     let runtime = crate::python::resolve(args.python.as_deref())?;
@@ -229,6 +236,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     }
     log("event=stopped");
     Ok(0)
+}
+
+fn models_in(dir: &std::path::Path) -> anyhow::Result<Vec<(String, PathBuf, Option<usize>)>> {
+    let mut out = Vec::new();
+    let rd = std::fs::read_dir(dir).map_err(|e| Failure::usage(format!("--model-dir {}: {e}", dir.display())))?;
+    for e in rd.flatten().take(1000) {
+        let p = e.path();
+        let ext = p.extension().and_then(|x| x.to_str()).unwrap_or("").to_ascii_lowercase();
+        let is_model =
+            (p.is_file() && matches!(ext.as_str(), "h5" | "hdf5" | "keras")) || p.join("saved_model.pb").is_file();
+        let stem = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        if is_model && !stem.is_empty() {
+            out.push((stem, p, None));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn remove_stale_socket(path: &str) -> anyhow::Result<()> {
