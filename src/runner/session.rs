@@ -182,7 +182,12 @@ impl Conn {
                 seen.events_dropped += 1;
                 continue;
             }
-            seen.events.push(f.parse::<Event>().map_err(Outcome::Breach)?);
+            // Kept for the report: at most max_events of them, each cut to 1 KiB, so a chatty
+            // child costs a bounded amount of memory.
+            let mut e = f.parse::<Event>().map_err(Outcome::Breach)?;
+            e.event = e.event.chars().take(64).collect();
+            e.detail = e.detail.chars().take(1024).collect();
+            seen.events.push(e);
         }
     }
 }

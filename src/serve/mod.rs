@@ -155,7 +155,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
             safe_mode: args.safe_mode == SafeMode::On,
             memory,
             max_procs: args.max_procs.unwrap_or(policy.policy.limits.max_procs),
-            max_output: max_body.max(1 << 30),
+            // Responses are held in memory to answer HTTP: bound them like requests.
+            max_output: max_body,
             request_timeout: timeout,
             start_timeout: Duration::from_secs(300),
             fresh_per_request: args.fresh_per_request,
