@@ -48,7 +48,7 @@ pub fn sanitise(_plan: &Plan) -> Result<(), StepError> {
     Ok(())
 }
 
-/// A's reaper role needs none of the pipes.
+/// The waiting roles (H outside the namespace, A as its init) need none of the pipes.
 pub fn close_all_for_reaper() {
     // SAFETY: the reaper only waits from here on; closing every fd is intended. A failure
     // leaves fds open, which delays end-of-file for the supervisor but opens nothing.

@@ -80,6 +80,9 @@ fn run_steps(report: &mut status::Reporter) -> Result<std::convert::Infallible, 
     if let namespaces::Forked::Parent(pid) = init {
         report.announce_init(pid)?;
         report.close();
+        // H only waits from here on: dropping its copies of the pipes means the supervisor
+        // sees end-of-file as soon as the sandbox's own copies are gone.
+        fds::close_all_for_reaper();
         let code = namespaces::wait_and_relay(pid);
         std::process::exit(code);
     }
