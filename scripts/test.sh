@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 bash scripts/setup-python.sh
 bash scripts/setup-client.sh
+bash scripts/setup-keras3.sh
 cargo build --locked --quiet
 echo "== format and lints"
 cargo fmt --all -- --check

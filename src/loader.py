@@ -88,6 +88,11 @@ def audit(event, args):
                 return
             detail = ("write " if writing else "read ") + path
             event = "open"
+        elif event in ("os.listdir", "os.scandir") and args and isinstance(args[0], str):
+            path = os.path.abspath(args[0])
+            if quiet_path(path, CFG["quiet_read"]):
+                return
+            detail = path
         else:
             detail = repr(args)
         detail = detail[:512]
@@ -125,6 +130,14 @@ def import_keras():
         except ImportError:
             if choice == "tf_keras":
                 raise
+    # Keras 3 picks its backend from KERAS_BACKEND (default tensorflow); the host environment
+    # does not reach the sandbox, so choose one that is installed.
+    if "KERAS_BACKEND" not in os.environ:
+        import importlib.util
+        for backend in ("tensorflow", "jax", "torch"):
+            if importlib.util.find_spec(backend) is not None:
+                os.environ["KERAS_BACKEND"] = backend
+                break
     import keras
     return keras, keras.__version__, "keras " + keras.backend.backend()
 

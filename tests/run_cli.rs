@@ -279,3 +279,45 @@ fn supervisor_memory_stays_small_while_a_gib_tensor_streams_through() {
     assert!(peak < 64 << 20, "supervisor peak RSS {} MiB", peak >> 20);
     std::fs::remove_dir_all(&d).ok();
 }
+
+#[test]
+fn the_loader_also_runs_keras_3_where_safe_mode_refuses_lambdas() {
+    if !sandbox_available() {
+        return;
+    }
+    let py = repo().join(".venv-keras3/bin/python");
+    if !py.exists() {
+        assert!(std::env::var("SANDLOAD_REQUIRE_SANDBOX").as_deref() != Ok("1"), "run scripts/setup-keras3.sh");
+        eprintln!("SKIP: no .venv-keras3");
+        return;
+    }
+    let f = fixtures();
+    let py = py.to_str().unwrap();
+    let x = f.model("x.npy");
+    let r = sandload_run(&[f.model("dense.h5").to_str().unwrap(), "-i", x.to_str().unwrap(), "--python", py, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.report["runtime"]["keras"].as_str().unwrap().starts_with("3."), "{}", r.report["runtime"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let got: Vec<f32> =
+        v["outputs"][0]["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    assert_close(&got, &reference("dense"));
+    let lambda = f.model("lambda_benign.h5");
+    let r = sandload_run(&[lambda.to_str().unwrap(), "-i", x.to_str().unwrap(), "--python", py]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("safe_mode"), "{}", r.stderr);
+    let r = sandload_run(&[
+        lambda.to_str().unwrap(),
+        "-i",
+        x.to_str().unwrap(),
+        "--python",
+        py,
+        "--safe-mode",
+        "off",
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let got: Vec<f32> =
+        v["outputs"][0]["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    assert_close(&got, &reference("lambda_benign"));
+}

@@ -60,7 +60,9 @@ pub fn build_plan(s: &Settings) -> anyhow::Result<Plan> {
         "/dev/zero".into(),
     ]);
     let mut quiet: Vec<String> = read.iter().map(|p| p.display().to_string()).collect();
-    quiet.extend(["/tmp".into(), "/proc/self".into(), "/dev".into()]);
+    // Hardware probes (jax looks for TPUs under /sys/bus/pci) are not worth reporting; /sys is
+    // not even mounted inside.
+    quiet.extend(["/tmp".into(), "/proc/self".into(), "/dev".into(), "/sys".into()]);
     quiet.retain(|q| q != "/proc");
 
     let phase2: Vec<String> = if s.disabled.contains(&Layer::Seccomp) {
