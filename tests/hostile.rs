@@ -239,3 +239,49 @@ fn host_reads_back_the_confinement_of_the_workload() {
         assert!(v["Uid"].as_str().unwrap().starts_with("65534"), "{v}");
     }
 }
+
+#[test]
+fn max_procs_caps_processes_and_threads_even_without_seccomp() {
+    if !sandbox_available() {
+        return;
+    }
+    let r = run_without("hostile_fork.h5", &["seccomp"]);
+    assert!(r.child_out().contains("FORKED 64"), "{}", r.child_out());
+    // The limit counts TensorFlow's own threads too: the bomb is stopped, the run ends with 6.
+    let r = run_model("hostile_fork.h5", &["--unsafe-disable-layer", "seccomp", "--max-procs", "100"]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(!r.child_out().contains("FORKED 64"), "{}", r.child_out());
+}
+
+#[test]
+fn ctrl_c_kills_and_reaps_the_whole_tree_with_exit_130() {
+    if !sandbox_available() {
+        return;
+    }
+    let f = fixtures();
+    let mut child = std::process::Command::new(BIN)
+        .arg("run")
+        .arg(f.model("hostile_spin.h5"))
+        .arg("-i")
+        .arg(f.model("x.npy"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Let the model load and start spinning.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "sandload ignored Ctrl-C");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let left = processes_in_cgroup(&format!("sandload-{pid}-"));
+    assert!(left.is_empty(), "processes outlived sandload: {left:?}");
+}

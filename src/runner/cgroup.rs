@@ -35,6 +35,16 @@ impl RunCgroup {
         }
     }
 
+    /// Whether a fork or thread creation was refused by pids.max (pids.events "max N").
+    pub fn pids_limited(&self) -> bool {
+        self.dirs.iter().any(|d| {
+            std::fs::read_to_string(d.join("pids.events"))
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.strip_prefix("max ").and_then(|n| n.trim().parse::<u64>().ok()).unwrap_or(0) > 0)
+        })
+    }
+
     pub fn peak_memory(&self) -> Option<u64> {
         ["memory.peak", "memory.max_usage_in_bytes"]
             .iter()

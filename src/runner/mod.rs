@@ -134,6 +134,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         status,
         stop,
         oom: cg.as_ref().is_some_and(|c| c.oom_killed()),
+        pids_limited: cg.as_ref().is_some_and(|c| c.pids_limited()),
     });
     if v.signal.as_deref() == Some("SIGSYS") {
         if let Some(name) = audit::seccomp_kill_syscall(workload_pid.load(Ordering::SeqCst)) {

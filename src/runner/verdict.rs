@@ -12,6 +12,8 @@ pub struct Facts<'a> {
     /// Set when the supervisor killed the tree (timeout, Ctrl-C, SIGTERM).
     pub stop: Option<Exit>,
     pub oom: bool,
+    /// The pids cgroup refused a fork or a thread.
+    pub pids_limited: bool,
 }
 
 pub struct Verdict {
@@ -69,6 +71,13 @@ pub fn decide(f: &Facts) -> Verdict {
             s => v(Exit::ModelRaised, format!("the model crashed the interpreter ({})", signal_name(s))),
         })
     };
+    let ended_early = matches!(f.outcome, Outcome::ChildGone(_) | Outcome::ModelRaised(_));
+    if f.pids_limited && ended_early {
+        return v(
+            Exit::ResourceLimit,
+            "the child hit its process/thread limit (--max-procs) and could not go on".into(),
+        );
+    }
     match f.outcome {
         Outcome::SetupFailed(Some(e)) => v(
             Exit::SandboxSetup,
