@@ -37,7 +37,7 @@ pub async fn exec_only(python: Option<PathBuf>, args: Vec<String>) -> anyhow::Re
     let relay = tokio::spawn(async move {
         if let Some(o) = out.as_mut() {
             // Benchmark output only; a failed relay does not change the measurement.
-            if tokio::io::copy(o, &mut tokio::io::stdout()).await.is_err() {}
+            tokio::io::copy(o, &mut tokio::io::stdout()).await.ok();
         }
     });
     let mut status = Vec::new();

@@ -212,7 +212,7 @@ pub fn spawn(plan: &Plan) -> anyhow::Result<(tokio::process::Child, Pipes)> {
         use std::io::Write;
         let mut f = plan_file;
         // A failed write shows up as a plan.read error from the helper (exit 7).
-        if f.write_all(&body).is_err() {}
+        f.write_all(&body).ok();
     });
     drop((plan_r, status_w, req_r, resp_w));
     Ok((child, Pipes { status: status_r.into(), requests: req_w.into(), responses: resp_r.into() }))

@@ -175,13 +175,13 @@ impl Worker {
     async fn stop(mut self) {
         if let Some(mut c) = self.conn.take() {
             // Best effort: the kill below ends the worker either way.
-            if tokio::task::spawn_blocking(move || c.shutdown()).await.is_err() {}
+            tokio::task::spawn_blocking(move || c.shutdown()).await.ok();
         }
         if tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await.is_err() {
             self.kill();
         }
         self.kill();
-        if self.child.wait().await.is_err() {}
+        self.child.wait().await.ok();
     }
 }
 
