@@ -121,7 +121,11 @@ impl TensorsHeader {
         }
         let mut total: u64 = 0;
         let mut sizes = Vec::with_capacity(self.tensors.len());
-        for t in &self.tensors {
+        for (i, t) in self.tensors.iter().enumerate() {
+            // Duplicate names would collide in .npz/.json outputs and in V2 responses.
+            if self.tensors[..i].iter().any(|o| o.name == t.name) {
+                return Err(bad(format!("tensor name {:?} appears twice", t.name)));
+            }
             if t.name.len() > limits.max_name || t.name.chars().any(|c| c.is_control()) {
                 return Err(bad(format!("tensor name of {} bytes or with control characters", t.name.len())));
             }
@@ -163,6 +167,14 @@ mod tests {
         assert!(meta(vec![2, 3]).validate(Kind::Result, 24, &l).is_ok());
         assert!(meta(vec![2, 3]).validate(Kind::Result, 23, &l).is_err());
         assert!(meta(vec![1; 33]).validate(Kind::Result, 4, &l).is_err());
+    }
+
+    #[test]
+    fn broker_rejects_duplicate_tensor_names() {
+        let l = Limits::with_max_payload(1 << 30);
+        let mut h = meta(vec![1]);
+        h.tensors.push(h.tensors[0].clone());
+        assert!(h.validate(Kind::Result, 8, &l).is_err());
     }
 
     #[test]

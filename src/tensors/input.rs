@@ -91,6 +91,11 @@ pub fn parse_npy_header<R: Read>(mut r: R) -> Result<(DType, Vec<u64>), String> 
     let mut text = vec![0u8; hlen as usize];
     r.read_exact(&mut text).map_err(|_| "truncated .npy header".to_string())?;
     let t = String::from_utf8_lossy(&text);
+    // npyz's header parser is exponential in bracket nesting (a 41-byte header with 30 '['
+    // ran for minutes); numpy writes depth 2 ({'shape': (..)}), so refuse anything deeper than 4.
+    if bracket_depth(&t) > 4 {
+        return Err("malformed .npy header (nested too deeply)".into());
+    }
     if t.contains("'|O'") || t.contains("'<O'") || t.contains("'>O'") || t.contains("'O'") {
         return Err("object arrays would need unpickling, which sandload never does".into());
     }
@@ -117,6 +122,25 @@ pub fn parse_npy_header<R: Read>(mut r: R) -> Result<(DType, Vec<u64>), String> 
         return Err("Fortran-ordered array; save it with np.ascontiguousarray".into());
     }
     Ok((dtype, header.shape().to_vec()))
+}
+
+/// Deepest nesting of ([{ outside quoted strings.
+fn bracket_depth(s: &str) -> usize {
+    let (mut depth, mut max, mut quote) = (0usize, 0usize, None);
+    for c in s.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(' | '[' | '{') => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            (None, ')' | ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 fn read_npy(path: &Path, name: Option<String>) -> Result<Input, String> {
@@ -159,11 +183,20 @@ fn read_npz(path: &Path, only: Option<&str>) -> Result<Vec<Input>, String> {
             source: Source::Npz { path: path.into(), index },
         };
         let need = input.byte_len(dtype).ok_or("shape overflows")?;
-        if declared != header_len + need {
+        if header_len.checked_add(need) != Some(declared) {
             return Err(format!(
                 "{name}: the entry holds {} data bytes, the header promises {need}",
                 declared.saturating_sub(header_len)
             ));
+        }
+        // Read the data once now, so a corrupt deflate stream or a bad CRC is a usage error
+        // before the sandbox starts rather than a failure halfway through sending.
+        let got = std::io::copy(&mut (&mut counted).take(need.saturating_add(1)), &mut std::io::sink())
+            .map_err(|e| format!("{name}: {e}"))?;
+        let mut rest = [0u8; 1];
+        let extra = counted.read(&mut rest).map_err(|e| format!("{name}: {e}"))?;
+        if got != need || extra != 0 {
+            return Err(format!("{name}: the entry holds {got} data bytes, the header promises {need}"));
         }
         out.push(input);
     }
@@ -216,9 +249,9 @@ pub fn from_nested(name: Option<String>, v: Value) -> Result<Input, String> {
         }
     }
     let mut values = Vec::new();
-    flatten(&v, &shape, 0, &mut values)?;
     let label = name.clone().unwrap_or_else(|| "input".into());
-    Ok(Input { name, dtype: None, shape, source: Source::Json { values } }).map_err(|e: String| format!("{label}: {e}"))
+    flatten(&v, &shape, 0, &mut values).map_err(|e| format!("{label}: {e}"))?;
+    Ok(Input { name, dtype: None, shape, source: Source::Json { values } })
 }
 
 fn flatten(v: &Value, shape: &[u64], depth: usize, out: &mut Vec<Value>) -> Result<(), String> {
@@ -245,6 +278,18 @@ mod tests {
         assert_eq!(i.shape, vec![2, 3]);
         assert!(from_nested(None, serde_json::json!([[1, 2], [3]])).is_err());
         assert!(from_nested(None, serde_json::json!([["a"]])).is_err());
+    }
+
+    #[test]
+    fn deeply_nested_npy_headers_are_refused_fast() {
+        // 41 bytes that kept npyz busy for minutes (found by fuzz/input_npy).
+        let mut h = b"\x93NUMPY\x01\x00".to_vec();
+        let text = format!("{{{}\n", "[".repeat(30));
+        h.extend((text.len() as u16).to_le_bytes());
+        h.extend(text.as_bytes());
+        let t = std::time::Instant::now();
+        assert!(parse_npy_header(&h[..]).is_err());
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

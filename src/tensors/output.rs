@@ -120,8 +120,17 @@ impl JsonSink {
             if m.shape.is_empty() && self.index == 0 {
                 self.out.write_all(b"null")?;
             } else if m.elements() == Some(0) {
-                self.out.write_all(&b"[".repeat(m.shape.len().max(1)))?;
-                self.out.write_all(&b"]".repeat(m.shape.len().max(1)))?;
+                // numpy's nesting for an empty tensor: the lists before the first zero dimension
+                // exist ([2, 0] is [[], []]). The child chooses those dimensions and they cost no
+                // payload bytes, so their count is bounded.
+                let lists = m.shape.iter().take_while(|d| **d != 0).try_fold(1u64, |a, d| a.checked_mul(*d));
+                if lists.is_none_or(|n| n > 1 << 20) {
+                    return Err(std::io::Error::other(format!(
+                        "empty tensor {} with shape {:?} would nest too many lists",
+                        m.name, m.shape
+                    )));
+                }
+                write_empty(&mut self.out, &m.shape)?;
             }
         }
         Ok(())
@@ -198,6 +207,22 @@ impl Sink for JsonSink {
     }
 }
 
+fn write_empty(out: &mut impl Write, shape: &[u64]) -> std::io::Result<()> {
+    match shape.split_first() {
+        Some((0, _)) | None => out.write_all(b"[]"),
+        Some((n, rest)) => {
+            out.write_all(b"[")?;
+            for i in 0..*n {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                write_empty(out, rest)?;
+            }
+            out.write_all(b"]")
+        }
+    }
+}
+
 /// Keeps the first `limit` values of each tensor for the summary and `--json`.
 pub struct Preview {
     limit: usize,
@@ -262,6 +287,22 @@ mod tests {
         s.finish().unwrap();
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         assert_eq!(v, serde_json::json!({"y": [[1, 2, 3], [4, 5, 6]], "z": []}));
+    }
+
+    #[test]
+    fn empty_tensors_nest_like_numpy_and_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        for (shape, want) in [(vec![2, 0], "[[],[]]"), (vec![0, 3], "[]"), (vec![2, 1, 0], "[[[]],[[]]]")] {
+            let p = dir.path().join("e.json");
+            let mut s = JsonSink::create(&p).unwrap();
+            s.begin(&meta(shape)).unwrap();
+            s.finish().unwrap();
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            assert_eq!(v["y"], serde_json::from_str::<Value>(want).unwrap());
+        }
+        let mut s = JsonSink::create(&dir.path().join("f.json")).unwrap();
+        s.begin(&meta(vec![1 << 40, 0])).unwrap();
+        assert!(s.finish().is_err());
     }
 
     #[test]
