@@ -70,6 +70,20 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
     }
     checks.push(Check { layer: "user namespace", ok: userns, detail: String::new(), fix });
 
+    let uts_ok = probe(|| {
+        nix::sched::unshare(userns_flags() | CloneFlags::CLONE_NEWUTS).is_ok()
+            && nix::unistd::sethostname("probe").is_ok()
+    });
+    checks.push(Check {
+        layer: "hostname in a new uts namespace",
+        ok: uts_ok,
+        detail: String::new(),
+        fix: (!uts_ok).then(|| {
+            "a seccomp profile blocks sethostname (podman's default): --security-opt seccomp=policies/container-seccomp.json"
+                .into()
+        }),
+    });
+
     for (name, flag) in [
         ("mount namespace", CloneFlags::CLONE_NEWNS),
         ("pid namespace", CloneFlags::CLONE_NEWPID),

@@ -73,6 +73,24 @@ fn blocked_namespaces_refuse_with_exit_7_and_the_fix() {
 }
 
 #[test]
+fn serve_refuses_with_exit_7_when_no_sandbox_can_be_built() {
+    if !sandbox_available() {
+        return;
+    }
+    let f = fixtures();
+    let out = Command::new(venv_python())
+        .arg(repo().join("tests/fixtures/deny_unshare.py"))
+        .arg(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "-m"])
+        .arg(format!("dense={}", f.model("dense.h5").display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(err.contains("sandbox_setup_failed") && err.contains("namespaces.unshare"), "{err}");
+}
+
+#[test]
 fn doctor_reports_every_layer_available_here() {
     if !sandbox_available() {
         return;

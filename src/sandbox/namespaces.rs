@@ -48,7 +48,14 @@ pub fn unshare_all(plan: &Plan) -> Result<(), StepError> {
     if !root {
         map_self(0, uid.as_raw(), 0, gid.as_raw())?;
     }
-    nix::unistd::sethostname("sandload").map_err(|e| StepError::new("namespaces.hostname", e, "uts"))?;
+    nix::unistd::sethostname("sandload").map_err(|e| {
+        StepError::new(
+            "namespaces.hostname",
+            e,
+            "sethostname in the new uts namespace; podman's default seccomp profile blocks it: run with \
+             --security-opt seccomp=policies/container-seccomp.json",
+        )
+    })?;
     Ok(())
 }
 

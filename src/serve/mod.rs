@@ -104,6 +104,8 @@ pub struct ModelConfig {
     pub fresh_per_request: bool,
 }
 
+static SETUP_FAILED: AtomicBool = AtomicBool::new(false);
+
 pub struct App {
     pub models: BTreeMap<String, Arc<ModelState>>,
     pub metrics: Arc<metrics::Metrics>,
@@ -168,6 +170,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
             workers_up: AtomicU64::new(0),
             consecutive_failures: AtomicU64::new(0),
             first_attempt_done: AtomicBool::new(false),
+            setup_failure: Mutex::new(None),
             queue: Mutex::new(Some(tx)),
             queue_depth: AtomicI32::new(0),
         });
@@ -179,13 +182,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     }
     let app = Arc::new(App { models, metrics, max_body: max_body as usize, max_tensor_bytes: max_body });
 
+    // READY once every model had its first load; if a sandbox could not be built at all, fail
+    // closed like `run` (exit 7) rather than serve 503s forever.
+    let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel::<String>();
     let readiness = app.clone();
     tokio::spawn(async move {
         while !readiness.models.values().all(|m| m.first_attempt_done.load(Ordering::SeqCst)) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        notify::notify("READY=1\nSTATUS=serving");
-        log("event=ready");
+        let failed = readiness.models.values().find_map(|m| {
+            m.setup_failure.lock().unwrap_or_else(|p| p.into_inner()).clone().map(|e| format!("model {}: {e}", m.name))
+        });
+        match failed {
+            Some(e) => {
+                fatal_tx.send(e).ok();
+            }
+            None => {
+                notify::notify("READY=1\nSTATUS=serving");
+                log("event=ready");
+            }
+        }
     });
     if let Some(every) = notify::watchdog_interval() {
         tokio::spawn(async move {
@@ -202,26 +218,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
             l.set_nonblocking(true)?;
             let l = tokio::net::TcpListener::from_std(l)?;
             log(&format!("event=listening addr={} source=systemd", l.local_addr()?));
-            axum::serve(l, router).with_graceful_shutdown(stop_signal(term)).await
+            axum::serve(l, router).with_graceful_shutdown(stop_signal(term, fatal_rx)).await
         }
         Some(notify::Passed::Unix(l)) => {
             l.set_nonblocking(true)?;
             log("event=listening addr=unix source=systemd");
-            axum::serve(tokio::net::UnixListener::from_std(l)?, router).with_graceful_shutdown(stop_signal(term)).await
+            axum::serve(tokio::net::UnixListener::from_std(l)?, router)
+                .with_graceful_shutdown(stop_signal(term, fatal_rx))
+                .await
         }
         None => match listen.strip_prefix("unix:") {
             Some(path) => {
                 remove_stale_socket(path)?;
                 let l = tokio::net::UnixListener::bind(path).with_context(|| format!("binding {path}"))?;
                 log(&format!("event=listening addr=unix:{path}"));
-                axum::serve(l, router).with_graceful_shutdown(stop_signal(term)).await
+                axum::serve(l, router).with_graceful_shutdown(stop_signal(term, fatal_rx)).await
             }
             None => {
                 let l = tokio::net::TcpListener::bind(&listen)
                     .await
                     .map_err(|e| Failure::usage(format!("--listen {listen}: {e}")))?;
                 log(&format!("event=listening addr={}", l.local_addr()?));
-                axum::serve(l, router).with_graceful_shutdown(stop_signal(term)).await
+                axum::serve(l, router).with_graceful_shutdown(stop_signal(term, fatal_rx)).await
             }
         },
     };
@@ -236,6 +254,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         }
     }
     log("event=stopped");
+    if SETUP_FAILED.load(Ordering::SeqCst) {
+        return Err(Failure::new(
+            crate::exit::Exit::SandboxSetup,
+            "a sandbox could not be set up, nothing was served; run `sandload doctor`",
+        )
+        .into());
+    }
     Ok(0)
 }
 
@@ -268,10 +293,14 @@ fn remove_stale_socket(path: &str) -> anyhow::Result<()> {
 }
 
 /// SIGTERM or SIGINT: stop accepting, let in-flight requests finish.
-async fn stop_signal(mut term: tokio::signal::unix::Signal) {
+async fn stop_signal(mut term: tokio::signal::unix::Signal, fatal: tokio::sync::oneshot::Receiver<String>) {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+        Ok(e) = fatal => {
+            log(&format!("event=sandbox_setup_failed error={:?}", crate::text::escape(&e)));
+            SETUP_FAILED.store(true, Ordering::SeqCst);
+        }
     }
     notify::notify("STOPPING=1");
     log("event=stopping");

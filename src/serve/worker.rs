@@ -41,6 +41,9 @@ pub struct ModelState {
     pub workers_up: AtomicU64,
     pub consecutive_failures: AtomicU64,
     pub first_attempt_done: AtomicBool,
+    /// Set when a worker could not even build its sandbox: serve refuses to run (exit 7), as
+    /// `run` does, instead of answering 503 forever.
+    pub setup_failure: Mutex<Option<String>>,
     /// Taken (closed) at shutdown so the workers stop.
     pub queue: Mutex<Option<mpsc::Sender<Job>>>,
     pub queue_depth: AtomicI32,
@@ -82,7 +85,7 @@ struct Worker {
 }
 
 impl Worker {
-    async fn start(cfg: &ModelConfig, metrics: &Metrics) -> Result<Worker, String> {
+    async fn start(cfg: &ModelConfig, metrics: &Metrics) -> Result<Worker, (bool, String)> {
         let name = format!("sandload-serve-{}-{}", std::process::id(), metrics.next_id());
         let cg = RunCgroup::create(&name, cfg.memory, cfg.max_procs);
         let plan = spawn::build_plan(&spawn::Settings {
@@ -99,8 +102,8 @@ impl Worker {
             data_rlimit: cg.is_none(),
             cgroup_procs: cg.as_ref().map(|c| c.procs_files()),
         })
-        .map_err(|e| e.to_string())?;
-        let (mut child, pipes) = spawn::spawn(&plan).map_err(|e| e.to_string())?;
+        .map_err(|e| (true, e.to_string()))?;
+        let (mut child, pipes) = spawn::spawn(&plan).map_err(|e| (true, e.to_string()))?;
         // Drain the child's output so it never blocks; only a tail is kept.
         drop(crate::runner::pump(child.stdout.take(), 4096));
         drop(crate::runner::pump(child.stderr.take(), 4096));
@@ -127,15 +130,15 @@ impl Worker {
             }
             Ok(Ok(Err(o))) => {
                 w.kill();
-                Err(describe(&o))
+                Err((matches!(o, Outcome::SetupFailed(_)), describe(&o)))
             }
             Ok(Err(e)) => {
                 w.kill();
-                Err(e.to_string())
+                Err((false, e.to_string()))
             }
             Err(_) => {
                 w.kill();
-                Err("the worker did not load the model in time".into())
+                Err((false, "the worker did not load the model in time".into()))
             }
         }
     }
@@ -211,6 +214,9 @@ pub async fn run_slot(
     let mut backoff = Duration::from_millis(200);
     loop {
         let worker = Worker::start(&cfg, &metrics).await;
+        if let Err((true, e)) = &worker {
+            *state.setup_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+        }
         state.first_attempt_done.store(true, Ordering::SeqCst);
         let mut w = match worker {
             Ok(w) => {
@@ -219,7 +225,7 @@ pub async fn run_slot(
                 log(&format!("model={} event=worker_ready", state.name));
                 w
             }
-            Err(e) => {
+            Err((_, e)) => {
                 state.consecutive_failures.fetch_add(1, Ordering::SeqCst);
                 metrics.restart(&state.name, "start_failed");
                 log(&format!(
