@@ -14,6 +14,7 @@ pub mod plan;
 pub mod rlimits;
 pub mod seccomp;
 pub mod status;
+pub mod trace;
 
 pub use plan::{Layer, Plan};
 
@@ -50,6 +51,7 @@ use status::StepError;
 /// 12. **Seccomp phase 1** (B), last: the kill-by-default allowlist.
 /// 13. **execve** (B) the interpreter by absolute path with the allowlisted environment.
 pub fn helper_main(inherited: &[i32]) -> i32 {
+    let started = trace::now_ns();
     // Step 0: move the supervisor's fds to the numbers the rest of the sandbox expects.
     // They were opened with numbers >= 10, so no dup2 here overwrites another.
     if inherited.len() != 4 || fds::place(inherited).is_err() {
@@ -60,7 +62,7 @@ pub fn helper_main(inherited: &[i32]) -> i32 {
         // No status pipe: we were not started by the supervisor. Nothing to report to.
         Err(_) => return 70,
     };
-    match run_steps(&mut report) {
+    match run_steps(&mut report, started) {
         Ok(never) => match never {},
         Err(e) => {
             report.send(&e);
@@ -69,13 +71,19 @@ pub fn helper_main(inherited: &[i32]) -> i32 {
     }
 }
 
-fn run_steps(report: &mut status::Reporter) -> Result<std::convert::Infallible, StepError> {
+fn run_steps(report: &mut status::Reporter, started: u128) -> Result<std::convert::Infallible, StepError> {
     let plan = plan::read_from_fd(fds::CHILD_PLAN)?;
+    trace::enable(plan.env.iter().any(|(k, _)| k == trace::ENV));
+    trace::mark_at("helper.start", Some(started));
+    trace::mark("plan.read");
     fds::sanitise(&plan)?; // 1
+    trace::mark("sanitise");
     if let Some(procs) = &plan.cgroup_procs {
         namespaces::join_cgroup(procs)?; // 2
+        trace::mark("cgroup.join");
     }
     namespaces::unshare_all(&plan)?; // 3
+    trace::mark("namespaces.unshare");
     let init = namespaces::fork_init()?; // 4
     if let namespaces::Forked::Parent(pid) = init {
         report.announce_init(pid)?;
@@ -83,13 +91,18 @@ fn run_steps(report: &mut status::Reporter) -> Result<std::convert::Infallible, 
         let code = namespaces::wait_and_relay(pid);
         std::process::exit(code);
     }
+    trace::mark("init.forked");
     mounts::build_root(&plan)?; // 5
+    trace::mark("mounts");
     namespaces::become_sandbox_identity(&plan)?; // 6
+    trace::mark("identity");
     rlimits::apply(&plan.rlimits)?; // 7
     caps::drop_all()?; // 8
     caps::set_no_new_privs()?; // 9
+    trace::mark("rlimits.caps.nnp");
     if plan.enabled(Layer::Landlock) {
         landlock::restrict(&plan.landlock)?; // 10
+        trace::mark("landlock");
     }
     if let namespaces::Forked::Parent(child) = namespaces::fork_workload()? {
         // 11: A keeps only the reaper role; its copies of the pipes must go, or the
@@ -98,8 +111,10 @@ fn run_steps(report: &mut status::Reporter) -> Result<std::convert::Infallible, 
         fds::close_all_for_reaper();
         std::process::exit(namespaces::reap_until(child));
     }
+    trace::mark("workload.forked");
     if plan.enabled(Layer::Seccomp) {
         seccomp::install(&plan.seccomp_phase1)?; // 12
+        trace::mark("seccomp");
     }
     Err(fds::exec_interpreter(&plan)) // 13
 }
