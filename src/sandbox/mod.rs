@@ -6,6 +6,7 @@
 //! status pipe ([`status`]); end-of-file on that pipe means `execve` succeeded.
 
 pub mod caps;
+pub mod cgroup;
 pub mod fds;
 pub mod landlock;
 pub mod mounts;
@@ -28,7 +29,7 @@ use status::StepError;
 ///    (`close_range`), `setsid` so no controlling tty remains (TIOCSTI injection,
 ///    CVE-2017-5226). First, so nothing inherited survives a later failure.
 /// 2. **Cgroup** (H): join the per-run cgroup the supervisor made, while `/sys/fs/cgroup` is
-///    still visible.
+///    still visible (through v1's `tasks`, which avoids an RCU grace period: see [`cgroup`]).
 /// 3. **Namespaces** (H): mount, pid, net (only a down loopback), ipc, uts, cgroup; as a
 ///    non-root user a user namespace first, mapping only our own id.
 /// 4. **Fork** (H → A): A is pid 1 of the new pid namespace, so the workload is not the
@@ -79,7 +80,7 @@ fn run_steps(report: &mut status::Reporter, started: u128) -> Result<std::conver
     fds::sanitise(&plan)?; // 1
     trace::mark("sanitise");
     if let Some(procs) = &plan.cgroup_procs {
-        namespaces::join_cgroup(procs)?; // 2
+        cgroup::join(procs)?; // 2
         trace::mark("cgroup.join");
     }
     namespaces::unshare_all(&plan)?; // 3
