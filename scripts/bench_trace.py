@@ -43,9 +43,9 @@ def one(binary, args):
     return marks
 
 
-def main():
-    binary, n = sys.argv[1], int(sys.argv[2])
-    args = sys.argv[3:] or ["-c", "pass"]
+def collect(binary, n, args):
+    """Median/min/max milliseconds per step over n traced runs (after one warm-up), and the
+    same for the whole `__bench-exec` run: ([(label, median, min, max)], (median, min, max))."""
     one(binary, args)  # warm-up
     steps = {k: [] for k, _ in ORDER}
     totals = []
@@ -59,14 +59,18 @@ def main():
                 steps[k].append((m[k] - m[prev]) / 1e6)
             prev = k
         totals.append((m["supervisor.cgroup_removed"] - m["supervisor.start"]) / 1e6)
+    rows = [(label, statistics.median(steps[k]), min(steps[k]), max(steps[k])) for k, label in ORDER[1:] if steps[k]]
+    return rows, (statistics.median(totals), min(totals), max(totals))
+
+
+def main():
+    binary, n = sys.argv[1], int(sys.argv[2])
+    rows, total = collect(binary, n, sys.argv[3:] or ["-c", "pass"])
     print("| step | median ms | min ms | max ms |")
     print("|---|---:|---:|---:|")
-    for k, label in ORDER[1:]:
-        v = steps[k]
-        if v:
-            print("| %s | %.3f | %.3f | %.3f |" % (label, statistics.median(v), min(v), max(v)))
-    print("| **total, `__bench-exec` entry → exit** | **%.3f** | %.3f | %.3f |"
-          % (statistics.median(totals), min(totals), max(totals)))
+    for label, m, lo, hi in rows:
+        print("| %s | %.3f | %.3f | %.3f |" % (label, m, lo, hi))
+    print("| **total, `__bench-exec` entry → exit** | **%.3f** | %.3f | %.3f |" % total)
 
 
 if __name__ == "__main__":
