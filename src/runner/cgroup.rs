@@ -17,13 +17,11 @@ impl RunCgroup {
         v2(name, memory, max_procs).or_else(|| v1(name, memory, max_procs))
     }
 
-    /// The files the single-threaded helper writes itself (`0`) into: v1's `tasks`, which
-    /// moves the calling thread without the global threadgroup lock whose write side waits
-    /// for an RCU grace period (6-19 ms measured; see `sandbox::cgroup`), or v2's
-    /// `cgroup.procs` (v2 moves whole processes only).
+    /// The `cgroup.procs` files of the run's cgroup(s). The helper joins them itself and, on
+    /// cgroup v1, through the sibling `tasks` file instead (see `sandbox::cgroup`: it avoids
+    /// an RCU grace period per run and is the same move for its single thread).
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        let file = if self.mechanism.starts_with("cgroup v2") { "cgroup.procs" } else { "tasks" };
-        self.dirs.iter().map(|d| d.join(file)).collect()
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
     }
 
     /// Whether the kernel's OOM killer acted inside this cgroup.

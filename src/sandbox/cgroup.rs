@@ -7,10 +7,11 @@
 //! RCU grace period (`rcu_sync_enter` → `synchronize_rcu`) whenever no other writer ran
 //! recently: measured 6-19 ms per run on this kind of host, more than the whole rest of the
 //! sandbox set-up. Writing `0` (the calling thread) to v1's `tasks` file moves a single
-//! thread, which the kernel does without that lock (Linux ≥ 6.0, `cgroup_procs_write_start`):
-//! measured 0.04 ms. For a single-threaded process that is the same move: every thread it
-//! has, and every process it forks later, is in the new cgroup. We check both facts: the
-//! thread count before, the cgroup's member list after.
+//! thread, which the kernel does without that lock (`cgroup_procs_write_start`: "If we migrate
+//! a single thread, we don't care about threadgroup stability"): measured 0.04 ms. On a kernel
+//! without that shortcut it is as slow as before, never less confined. For a single-threaded
+//! process it is the same move: every thread it has, and every process it forks later, is in
+//! the new cgroup. We check both facts: the thread count before, the member list after.
 
 use std::path::{Path, PathBuf};
 
@@ -18,14 +19,20 @@ use nix::errno::Errno;
 
 use super::status::StepError;
 
-/// Writes `0` (ourselves) into each file: a v1 `tasks` file or a v2 `cgroup.procs` file.
-pub fn join(files: &[PathBuf]) -> Result<(), StepError> {
-    if files.iter().any(|f| f.file_name().is_some_and(|n| n == "tasks")) {
-        single_threaded()?;
-    }
-    for f in files {
-        std::fs::write(f, b"0").map_err(|e| StepError::new("cgroup.join", errno(&e), f.display().to_string()))?;
-        verify_member(f)?;
+/// Joins each cgroup whose `cgroup.procs` the plan names: through the `tasks` file beside it
+/// where there is one (cgroup v1), else through `cgroup.procs` (v2 has no `tasks`).
+pub fn join(procs_files: &[PathBuf]) -> Result<(), StepError> {
+    for procs in procs_files {
+        let tasks = procs.with_file_name("tasks");
+        let file = if tasks.exists() {
+            single_threaded()?;
+            tasks
+        } else {
+            procs.clone()
+        };
+        std::fs::write(&file, b"0")
+            .map_err(|e| StepError::new("cgroup.join", errno(&e), file.display().to_string()))?;
+        verify_member(&file)?;
     }
     Ok(())
 }

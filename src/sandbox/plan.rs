@@ -41,8 +41,8 @@ pub struct Plan {
     /// Phase-1 filter stack, each instruction packed as in `struct sock_filter`.
     pub seccomp_phase1: Vec<Vec<u64>>,
     pub disabled: Vec<Layer>,
-    /// The files to write `0` into to join the per-run cgroup(s) before the namespaces are made:
-    /// `tasks` on cgroup v1, `cgroup.procs` on v2 (see `sandbox::cgroup`).
+    /// `cgroup.procs` of the per-run cgroup(s) to join before the namespaces are made (on v1
+    /// the helper writes the sibling `tasks` file; see `sandbox::cgroup`).
     pub cgroup_procs: Option<Vec<PathBuf>>,
 }
 
