@@ -140,7 +140,8 @@ def render(machine, spawn, trace_rows, trace_total, join, e2e, reps, bare, broke
           "kernel's global `cgroup_threadgroup_rwsem`, a per-cpu rwsem whose writer waits for an RCU grace "
           "period (`rcu_sync_enter` → `synchronize_rcu`) unless another writer ran moments before. The "
           "single-threaded helper now writes `0` into `tasks` instead, which moves only the calling thread "
-          "and is done without that lock (Linux ≥ 6.0); it is the same move for a one-thread process, and the "
+          "and is done without that lock (the kernel's single-thread shortcut in `cgroup_procs_write_start`); it "
+          "is the same move for a one-thread process, and the "
           "helper checks both (thread count before, membership after). Measured here, same fresh process, "
           "0.5 s apart:\n")
         w("| write `0` into a new v1 memory cgroup's | median ms | min ms | max ms | runs |")

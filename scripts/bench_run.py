@@ -230,7 +230,7 @@ def main():
     log("cgroup join cost")
     join = cgroup_join_cost(a.python, 2 if quick else 6)
     log("end to end")
-    e2e = e2e_bench(ctx, rounds=2 if quick else 4, runs=1 if quick else 5)
+    e2e = e2e_bench(ctx, rounds=2 if quick else 5, runs=1 if quick else 6)
     log("phase timings")
     reps, bare = phases(ctx, 2 if quick else 5)
     log("broker throughput and supervisor memory")
