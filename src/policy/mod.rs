@@ -9,8 +9,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub const DEFAULT_POLICY: &str = include_str!("../../policies/default.toml");
+/// The built-in seccomp rule sets as written (tests check them and their JSON encoding).
+#[cfg(test)]
 pub const DEFAULT_PHASE1: &str = include_str!("../../policies/seccomp-phase1.toml");
+#[cfg(test)]
 pub const DEFAULT_PHASE2: &str = include_str!("../../policies/seccomp-phase2.toml");
+/// The same two rule sets, re-encoded as JSON by build.rs: what the binary parses at run time.
+pub const DEFAULT_PHASE1_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/seccomp-phase1.json"));
+pub const DEFAULT_PHASE2_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/seccomp-phase2.json"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -109,20 +115,21 @@ impl Loaded {
     fn from_parts(origin: &str, text: &str, dir: Option<&Path>) -> Result<Loaded, PolicyError> {
         let policy: Policy =
             toml::from_str(text).map_err(|source| PolicyError::Parse { path: origin.into(), source })?;
-        let read_rules = |name: &str, embedded: &str| -> Result<seccomp::RuleSet, PolicyError> {
-            let (label, body) = match (dir, name) {
-                (None, _) => (name.to_string(), embedded.to_string()),
-                (Some(d), n) => {
-                    let p = d.join(n);
+        // The built-in policy uses the built-in rule sets, read from their JSON encoding
+        // (build.rs); a policy file names rule files beside it, read as TOML.
+        let read_rules = |name: &str, embedded_json: &str| -> Result<seccomp::RuleSet, PolicyError> {
+            match dir {
+                None => Ok(seccomp::RuleSet::parse_json(name, embedded_json)?),
+                Some(d) => {
+                    let p = d.join(name);
                     let body =
                         std::fs::read_to_string(&p).map_err(|source| PolicyError::Read { path: p.clone(), source })?;
-                    (p.display().to_string(), body)
+                    Ok(seccomp::RuleSet::parse(&p.display().to_string(), &body)?)
                 }
-            };
-            Ok(seccomp::RuleSet::parse(&label, &body)?)
+            }
         };
-        let phase1 = read_rules(&policy.seccomp.phase1, DEFAULT_PHASE1)?;
-        let phase2 = read_rules(&policy.seccomp.phase2, DEFAULT_PHASE2)?;
+        let phase1 = read_rules(&policy.seccomp.phase1, DEFAULT_PHASE1_JSON)?;
+        let phase2 = read_rules(&policy.seccomp.phase2, DEFAULT_PHASE2_JSON)?;
         for (name, value) in [
             ("filesystem.tmp_size", &policy.filesystem.tmp_size),
             ("limits.memory", &policy.limits.memory),

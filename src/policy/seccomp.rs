@@ -22,6 +22,8 @@ use super::syscalls;
 pub enum SeccompPolicyError {
     #[error("seccomp rules {file}: {source}")]
     Parse { file: String, source: toml::de::Error },
+    #[error("seccomp rules {file} (built-in, JSON-encoded): {source}")]
+    ParseJson { file: String, source: serde_json::Error },
     #[error("seccomp rules {file}: unknown syscall {name:?}")]
     UnknownSyscall { file: String, name: String },
     #[error("seccomp rules {file}: rule for {name} needs a comment saying why it is there")]
@@ -88,8 +90,21 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
+    /// A rule set from its TOML text (policy files).
     pub fn parse(file: &str, text: &str) -> Result<RuleSet, SeccompPolicyError> {
         let f: File = toml::from_str(text).map_err(|source| SeccompPolicyError::Parse { file: file.into(), source })?;
+        Self::validate(file, f)
+    }
+
+    /// A built-in rule set from the JSON that build.rs made of its TOML: the same types and
+    /// checks, ~8x faster to parse on every run.
+    pub fn parse_json(file: &str, text: &str) -> Result<RuleSet, SeccompPolicyError> {
+        let f: File =
+            serde_json::from_str(text).map_err(|source| SeccompPolicyError::ParseJson { file: file.into(), source })?;
+        Self::validate(file, f)
+    }
+
+    fn validate(file: &str, f: File) -> Result<RuleSet, SeccompPolicyError> {
         let invalid = |what: String| SeccompPolicyError::Invalid { file: file.into(), what };
         if f.default != "kill" {
             return Err(invalid(format!("default must be \"kill\", not {:?}", f.default)));
@@ -250,6 +265,26 @@ mod tests {
     fn a_default_other_than_kill_is_rejected() {
         let t = "default = \"allow\"\n[[rule]]\nsyscall = \"read\"\naction = \"allow\"\ncomment = \"reads pipes\"\n";
         assert!(RuleSet::parse("t", t).is_err());
+    }
+
+    #[test]
+    fn built_in_json_rules_equal_the_toml_rules_they_were_made_from() {
+        use super::super::{DEFAULT_PHASE1, DEFAULT_PHASE1_JSON, DEFAULT_PHASE2, DEFAULT_PHASE2_JSON};
+        for (toml_text, json_text) in [(DEFAULT_PHASE1, DEFAULT_PHASE1_JSON), (DEFAULT_PHASE2, DEFAULT_PHASE2_JSON)] {
+            let (a, b) = (RuleSet::parse("toml", toml_text).unwrap(), RuleSet::parse_json("json", json_text).unwrap());
+            assert_eq!(format!("{:?}", a.rules), format!("{:?}", b.rules));
+            assert_eq!(a.compile().unwrap(), b.compile().unwrap());
+        }
+    }
+
+    #[test]
+    fn json_rules_get_the_same_checks() {
+        let unknown = r#"{"default": "kill", "rule": [{"syscall": "nosuchcall", "action": "allow", "comment": "a reason here"}]}"#;
+        assert!(matches!(RuleSet::parse_json("t", unknown), Err(SeccompPolicyError::UnknownSyscall { .. })));
+        let extra = r#"{"default": "kill", "rule": [], "surprise": 1}"#;
+        assert!(matches!(RuleSet::parse_json("t", extra), Err(SeccompPolicyError::ParseJson { .. })));
+        let allow = r#"{"default": "allow", "rule": []}"#;
+        assert!(matches!(RuleSet::parse_json("t", allow), Err(SeccompPolicyError::Invalid { .. })));
     }
 
     #[test]

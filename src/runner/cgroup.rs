@@ -17,7 +17,9 @@ impl RunCgroup {
         v2(name, memory, max_procs).or_else(|| v1(name, memory, max_procs))
     }
 
-    /// The `cgroup.procs` files the helper writes itself into.
+    /// The `cgroup.procs` files of the run's cgroup(s). The helper joins them itself and, on
+    /// cgroup v1, through the sibling `tasks` file instead (see `sandbox::cgroup`: it avoids
+    /// an RCU grace period per run and is the same move for its single thread).
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
     }

@@ -6,6 +6,7 @@
 //! status pipe ([`status`]); end-of-file on that pipe means `execve` succeeded.
 
 pub mod caps;
+pub mod cgroup;
 pub mod fds;
 pub mod landlock;
 pub mod mounts;
@@ -14,6 +15,7 @@ pub mod plan;
 pub mod rlimits;
 pub mod seccomp;
 pub mod status;
+pub mod trace;
 
 pub use plan::{Layer, Plan};
 
@@ -27,7 +29,7 @@ use status::StepError;
 ///    (`close_range`), `setsid` so no controlling tty remains (TIOCSTI injection,
 ///    CVE-2017-5226). First, so nothing inherited survives a later failure.
 /// 2. **Cgroup** (H): join the per-run cgroup the supervisor made, while `/sys/fs/cgroup` is
-///    still visible.
+///    still visible (through v1's `tasks`, which avoids an RCU grace period: see [`cgroup`]).
 /// 3. **Namespaces** (H): mount, pid, net (only a down loopback), ipc, uts, cgroup; as a
 ///    non-root user a user namespace first, mapping only our own id.
 /// 4. **Fork** (H → A): A is pid 1 of the new pid namespace, so the workload is not the
@@ -50,6 +52,7 @@ use status::StepError;
 /// 12. **Seccomp phase 1** (B), last: the kill-by-default allowlist.
 /// 13. **execve** (B) the interpreter by absolute path with the allowlisted environment.
 pub fn helper_main(inherited: &[i32]) -> i32 {
+    let started = trace::now_ns();
     // Step 0: move the supervisor's fds to the numbers the rest of the sandbox expects.
     // They were opened with numbers >= 10, so no dup2 here overwrites another.
     if inherited.len() != 4 || fds::place(inherited).is_err() {
@@ -60,7 +63,7 @@ pub fn helper_main(inherited: &[i32]) -> i32 {
         // No status pipe: we were not started by the supervisor. Nothing to report to.
         Err(_) => return 70,
     };
-    match run_steps(&mut report) {
+    match run_steps(&mut report, started) {
         Ok(never) => match never {},
         Err(e) => {
             report.send(&e);
@@ -69,13 +72,19 @@ pub fn helper_main(inherited: &[i32]) -> i32 {
     }
 }
 
-fn run_steps(report: &mut status::Reporter) -> Result<std::convert::Infallible, StepError> {
+fn run_steps(report: &mut status::Reporter, started: u128) -> Result<std::convert::Infallible, StepError> {
     let plan = plan::read_from_fd(fds::CHILD_PLAN)?;
+    trace::enable(plan.env.iter().any(|(k, _)| k == trace::ENV));
+    trace::mark_at("helper.start", Some(started));
+    trace::mark("plan.read");
     fds::sanitise(&plan)?; // 1
+    trace::mark("sanitise");
     if let Some(procs) = &plan.cgroup_procs {
-        namespaces::join_cgroup(procs)?; // 2
+        cgroup::join(procs)?; // 2
+        trace::mark("cgroup.join");
     }
     namespaces::unshare_all(&plan)?; // 3
+    trace::mark("namespaces.unshare");
     let init = namespaces::fork_init()?; // 4
     if let namespaces::Forked::Parent(pid) = init {
         report.announce_init(pid)?;
@@ -86,13 +95,18 @@ fn run_steps(report: &mut status::Reporter) -> Result<std::convert::Infallible, 
         let code = namespaces::wait_and_relay(pid);
         std::process::exit(code);
     }
+    trace::mark("init.forked");
     mounts::build_root(&plan)?; // 5
+    trace::mark("mounts");
     namespaces::become_sandbox_identity(&plan)?; // 6
+    trace::mark("identity");
     rlimits::apply(&plan.rlimits)?; // 7
     caps::drop_all()?; // 8
     caps::set_no_new_privs()?; // 9
+    trace::mark("rlimits.caps.nnp");
     if plan.enabled(Layer::Landlock) {
         landlock::restrict(&plan.landlock)?; // 10
+        trace::mark("landlock");
     }
     if let namespaces::Forked::Parent(child) = namespaces::fork_workload()? {
         // 11: A keeps only the reaper role; its copies of the pipes must go, or the
@@ -101,8 +115,10 @@ fn run_steps(report: &mut status::Reporter) -> Result<std::convert::Infallible, 
         fds::close_all_for_reaper();
         std::process::exit(namespaces::reap_until(child));
     }
+    trace::mark("workload.forked");
     if plan.enabled(Layer::Seccomp) {
         seccomp::install(&plan.seccomp_phase1)?; // 12
+        trace::mark("seccomp");
     }
     Err(fds::exec_interpreter(&plan)) // 13
 }

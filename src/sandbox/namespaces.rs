@@ -2,8 +2,6 @@
 //! Assumes a single-threaded process: unshare(CLONE_NEWUSER) fails in a threaded one, and
 //! fork in a threaded one could copy a held lock.
 
-use std::path::PathBuf;
-
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -15,16 +13,6 @@ use super::status::StepError;
 pub enum Forked {
     Parent(i32),
     Child,
-}
-
-/// Step 2: join the per-run cgroup(s) while the host's cgroup tree is still visible.
-pub fn join_cgroup(procs: &[PathBuf]) -> Result<(), StepError> {
-    for p in procs {
-        std::fs::write(p, b"0").map_err(|e| {
-            StepError::new("cgroup.join", Errno::from_raw(e.raw_os_error().unwrap_or(0)), p.display().to_string())
-        })?;
-    }
-    Ok(())
 }
 
 /// Step 3: every namespace but (for root) the user namespace, which step 6 adds once the

@@ -41,7 +41,8 @@ pub struct Plan {
     /// Phase-1 filter stack, each instruction packed as in `struct sock_filter`.
     pub seccomp_phase1: Vec<Vec<u64>>,
     pub disabled: Vec<Layer>,
-    /// `cgroup.procs` of the per-run cgroup(s) to join before the namespaces are made.
+    /// `cgroup.procs` of the per-run cgroup(s) to join before the namespaces are made (on v1
+    /// the helper writes the sibling `tasks` file; see `sandbox::cgroup`).
     pub cgroup_procs: Option<Vec<PathBuf>>,
 }
 
