@@ -321,3 +321,20 @@ fn the_loader_also_runs_keras_3_where_safe_mode_refuses_lambdas() {
         v["outputs"][0]["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
     assert_close(&got, &reference("lambda_benign"));
 }
+
+#[test]
+fn a_runtime_that_lives_under_tmp_is_not_hidden_by_the_private_tmp() {
+    if !sandbox_available() {
+        return;
+    }
+    // A checkout under /tmp (CI clones may live there) puts the venv below the host's /tmp,
+    // where the sandbox mounts its private /tmp. Hard links make the copy cheap.
+    let dir = std::env::temp_dir().join(random_token("venv"));
+    let ok = std::process::Command::new("cp").arg("-al").arg(repo().join(".venv")).arg(&dir).status().unwrap();
+    assert!(ok.success());
+    let f = fixtures();
+    let py = dir.join("bin/python");
+    let r = sandload_run(&[f.model("dense.h5").to_str().unwrap(), "--python", py.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

@@ -50,6 +50,14 @@ pub fn build_root(plan: &Plan) -> Result<(), StepError> {
         .map_err(|e| err("mounts.stage", e, "tmpfs for the new root"))?;
     let stage = Path::new(STAGE);
 
+    // The private /tmp first: a runtime that lives under /tmp on the host (a checkout in
+    // /tmp) is then bound read-only on top of it instead of being hidden by it.
+    let tmp = stage.join("tmp");
+    mkdir_p(&tmp)?;
+    let opts = format!("size={},mode=1777", plan.tmp_size);
+    mount(Some("tmpfs"), &tmp, Some("tmpfs"), nosuid_nodev | MsFlags::MS_NOEXEC, Some(opts.as_str()))
+        .map_err(|e| err("mounts.tmp", e, "private /tmp"))?;
+
     for (fd, path) in &sources {
         bind_ro(fd, &stage.join(rel(path)), path)?;
     }
@@ -82,12 +90,6 @@ pub fn build_root(plan: &Plan) -> Result<(), StepError> {
         std::os::unix::fs::symlink(target, dev.join(name)).map_err(|e| err("mounts.dev", errno_of(&e), name))?;
     }
     remount_ro(&dev, "/dev")?;
-
-    let tmp = stage.join("tmp");
-    mkdir_p(&tmp)?;
-    let opts = format!("size={},mode=1777", plan.tmp_size);
-    mount(Some("tmpfs"), &tmp, Some("tmpfs"), nosuid_nodev | MsFlags::MS_NOEXEC, Some(opts.as_str()))
-        .map_err(|e| err("mounts.tmp", e, "private /tmp"))?;
 
     let proc_ = stage.join("proc");
     mkdir_p(&proc_)?;
