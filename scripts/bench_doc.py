@@ -39,6 +39,11 @@ def paired(bench, a, b):
     return out
 
 
+def round_diffs(bench, a, b):
+    """Per round: median of a's runs minus median of b's runs (seconds)."""
+    return [med(r[a]) - med(r[b]) for r in bench.get("rounds", []) if r.get(a) and r.get(b)]
+
+
 def boot_paired(ratios, n=2000):
     import random
 
@@ -57,7 +62,9 @@ def render(machine, spawn, trace_rows, trace_total, join, e2e, reps, bare, broke
     rep = machine["report"]
     st = spawn["times"]
     bare_s = med(st["bare python -c pass"])
-    over = {k: med(v) - bare_s for k, v in st.items()}
+    # Overheads: the median over rounds of each round's difference to bare (see section 1).
+    over = {k: (med(round_diffs(spawn, k, "bare python -c pass")) if spawn.get("rounds") else med(v) - bare_s)
+            for k, v in st.items()}
     sl_over, bw_over = over["sandload __bench-exec"], over["bwrap"]
     et = e2e["times"]
     e_bare, e_sl, e_bw = med(et["bare loader"]), med(et["sandload run"]), med(et["bare loader in bwrap"])
@@ -101,11 +108,18 @@ def render(machine, spawn, trace_rows, trace_total, join, e2e, reps, bare, broke
     w("## Targets\n")
     w("| target | measured (median) | ratio | |")
     w("|---|---|---|---|")
-    lo, hi = boot(st["sandload __bench-exec"], st["bare python -c pass"], lambda x, y: (x - y) * 1000)
-    w("| spawn overhead ≤ 2 ms | %s ms over bare `python -c pass` (%s ms); 95%% CI %.1f … %.1f ms | %.2f× bare | %s |"
-      % (ms(sl_over), ms(bare_s), lo, hi, med(st["sandload __bench-exec"]) / bare_s, yes(sl_over <= 0.002)))
-    w("| spawn overhead below bwrap's | sandload +%s ms, bwrap +%s ms | %.2f× bwrap's overhead | %s |"
-      % (ms(sl_over), ms(bw_over), sl_over / bw_over if bw_over > 0 else float("nan"), yes(sl_over < bw_over)))
+    d_sl = round_diffs(spawn, "sandload __bench-exec", "bare python -c pass")
+    d_gap = round_diffs(spawn, "sandload __bench-exec", "bwrap")
+    lo, hi = boot_paired(d_sl)
+    glo, ghi = boot_paired(d_gap)
+    w("| spawn overhead ≤ 2 ms | %.1f ms over bare `python -c pass` (%s ms): median over %d rounds of the "
+      "per-round difference (95%% CI %.1f … %.1f ms) | %.2f× bare | %s |"
+      % (med(d_sl) * 1000, ms(bare_s), len(d_sl), lo * 1000, hi * 1000,
+         med(st["sandload __bench-exec"]) / bare_s, yes(med(d_sl) <= 0.002)))
+    w("| spawn overhead below bwrap's | sandload %+.1f ms, bwrap %+.1f ms; sandload − bwrap per round: %+.1f ms "
+      "(95%% CI %+.1f … %+.1f) | %.2f× bwrap's overhead | %s |"
+      % (med(d_sl) * 1000, med(round_diffs(spawn, "bwrap", "bare python -c pass")) * 1000, med(d_gap) * 1000,
+         glo * 1000, ghi * 1000, sl_over / bw_over if bw_over > 0 else float("nan"), yes(med(d_gap) < 0)))
     pr = paired(e2e, "sandload run", "bare loader")
     plo, phi = boot_paired(pr)
     w("| end to end ≤ 1.01× bare | sandload %.3f s, bare %.3f s (%+.0f ms); %d rounds, one run of each per round | "
@@ -128,15 +142,20 @@ def render(machine, spawn, trace_rows, trace_total, join, e2e, reps, bare, broke
     w("")
 
     # ------------------------------------------------------------------ spawn
+    k0 = "bare python -c pass"
     w("## 1. Spawn overhead: the confinement around `python -c pass`\n")
     w("`sandload __bench-exec` (hidden) applies the same policy, plan, cgroup and helper as `sandload run` "
       "around the interpreter, with the given arguments and without the broker. bwrap gets the same views "
       "(interpreter prefix, venv, system libraries read-only; fresh /proc, minimal /dev, tmpfs /tmp; every "
       "namespace; no capabilities) and no seccomp, Landlock or cgroup, which sandload adds.\n")
-    w("| command | median ms | IQR ms | overhead vs bare, ms | runs |")
+    w("%d hyperfine rounds of %d runs per command (warm-up first), order rotated each round; the overhead "
+      "is the median over rounds of the per-round difference to bare, so a burst of other work on the "
+      "machine hits all commands of a round alike.\n" % (len(spawn.get("rounds", [])), len(spawn["rounds"][0][k0]) if spawn.get("rounds") else 0))
+    w("| command | median ms | IQR ms | overhead vs bare, median per round, ms | runs |")
     w("|---|---:|---:|---:|---:|")
     for k in spawn["commands"]:
-        w("| %s | %s | %s | %s | %d |" % (k, ms(med(st[k])), iqr_ms(st[k]), "-" if k.startswith("bare") else "+" + ms(over[k]), len(st[k])))
+        d = round_diffs(spawn, k, "bare python -c pass")
+        w("| %s | %s | %s | %s | %d |" % (k, ms(med(st[k])), iqr_ms(st[k]), "-" if k.startswith("bare") else "%+.1f" % (med(d) * 1000), len(st[k])))
     w("\nCommands (the venv's interpreter by its real path, not a version-manager shim):\n")
     w("```")
     for k, c in spawn["commands"].items():
