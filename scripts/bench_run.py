@@ -58,13 +58,14 @@ def hyperfine(name, commands, rounds, runs, warmup, work):
     """commands: {label: command string}. Returns {label: [seconds...]} pooled over rounds."""
     labels = list(commands)
     pooled = {k: [] for k in labels}
+    per_round = []
     invocations = []
     for r in range(rounds):
         order = labels[r % len(labels):] + labels[: r % len(labels)]
         export = os.path.join(work, "hyperfine-%s-%d.json" % (name, r))
         args = ["hyperfine", "-N", "--style", "basic", "--runs", str(runs), "--export-json", export]
-        if warmup and (r == 0 or warmup > 1):
-            args += ["--warmup", str(warmup)]
+        if warmup:
+            args += ["--warmup", str(warmup if r == 0 else min(warmup, 2))]
         for k in order:
             args += ["-n", k, commands[k]]
         if r == 0:
@@ -74,10 +75,14 @@ def hyperfine(name, commands, rounds, runs, warmup, work):
             p = subprocess.run(args, stdout=lf, stderr=subprocess.STDOUT)
         if p.returncode != 0:
             sys.exit("hyperfine failed, see %s" % logf)
+        this = {}
         for res in json.load(open(export))["results"]:
             pooled[res["command"]].extend(res["times"])
-        log("%s: round %d/%d done" % (name, r + 1, rounds))
-    return pooled, invocations
+            this[res["command"]] = res["times"]
+        per_round.append(this)
+        if (r + 1) % max(1, rounds // 5) == 0 or r + 1 == rounds:
+            log("%s: round %d/%d done" % (name, r + 1, rounds))
+    return pooled, per_round, invocations
 
 
 def med(xs):
@@ -124,8 +129,8 @@ def spawn_bench(ctx, rounds, runs):
         "bwrap": q(bwrap_prefix(py, ctx["venv"], ctx["prefix"]) + [py, "-c", "pass"]),
         "sandload __bench-exec": q([ctx["sandload"], "__bench-exec", "--python", py, "--", "-c", "pass"]),
     }
-    times, inv = hyperfine("spawn", cmds, rounds, runs, 5, ctx["work"])
-    return {"commands": cmds, "times": times, "invocations": inv}
+    times, per_round, inv = hyperfine("spawn", cmds, rounds, runs, 5, ctx["work"])
+    return {"commands": cmds, "times": times, "rounds": per_round, "invocations": inv}
 
 
 def e2e_bench(ctx, rounds, runs):
@@ -143,8 +148,8 @@ def e2e_bench(ctx, rounds, runs):
         "bare loader in bwrap": q(bwrap_prefix(py, ctx["venv"], ctx["prefix"], binds=[HERE, model, x], rw=[outdir])
                                   + [py, "-I", "-B", loader, model, x, os.path.join(outdir, "y_bwrap.npy")]),
     }
-    times, inv = hyperfine("e2e", cmds, rounds, runs, 1, w)
-    return {"commands": cmds, "times": times, "invocations": inv}
+    times, per_round, inv = hyperfine("e2e", cmds, rounds, runs, 1, w)
+    return {"commands": cmds, "times": times, "rounds": per_round, "invocations": inv}
 
 
 def phases(ctx, n):
@@ -223,14 +228,17 @@ def main():
     load_before = os.getloadavg()
 
     log("spawn overhead")
-    spawn = spawn_bench(ctx, rounds=2 if quick else 5, runs=10 if quick else 30)
+    # Many short rounds: a burst of other work on the machine then hits every command alike.
+    spawn = spawn_bench(ctx, rounds=4 if quick else 30, runs=5)
     log("per-step trace")
     trace_runs = 10 if quick else 40
     trace_rows, trace_total = bench_trace.collect(a.sandload, trace_runs, ["-c", "pass"])
     log("cgroup join cost")
     join = cgroup_join_cost(a.python, 2 if quick else 6)
     log("end to end")
-    e2e = e2e_bench(ctx, rounds=2 if quick else 5, runs=1 if quick else 6)
+    # One run of each command per round: neighbouring runs share the machine's load, so the
+    # per-round ratios (paired) cancel slow drift.
+    e2e = e2e_bench(ctx, rounds=3 if quick else 30, runs=1)
     log("phase timings")
     reps, bare = phases(ctx, 2 if quick else 5)
     log("broker throughput and supervisor memory")
