@@ -57,18 +57,23 @@ impl Sink for NpySink {
         self.out.write_all(chunk)
     }
     fn finish(&mut self) -> std::io::Result<()> {
-        self.out.flush()?;
-        self.out.get_ref().sync_all()
+        // Flushed, not fsynced: like numpy.save; durability is the caller's choice.
+        self.out.flush()
     }
 }
 
 pub struct NpzSink {
-    zip: zip::ZipWriter<File>,
+    /// `None` once finished (the writer is consumed by `finish`).
+    zip: Option<zip::ZipWriter<File>>,
 }
 
 impl NpzSink {
     pub fn create(path: &Path) -> std::io::Result<Self> {
-        Ok(NpzSink { zip: zip::ZipWriter::new(File::create(path)?) })
+        Ok(NpzSink { zip: Some(zip::ZipWriter::new(File::create(path)?)) })
+    }
+
+    fn writer(&mut self) -> std::io::Result<&mut zip::ZipWriter<File>> {
+        self.zip.as_mut().ok_or_else(|| std::io::Error::other("the .npz is already finished"))
     }
 }
 
@@ -77,22 +82,19 @@ impl Sink for NpzSink {
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .large_file(true);
-        self.zip
-            .start_file(format!("{}.npy", meta.name.replace(['/', '\\'], "_")), opts)
-            .map_err(std::io::Error::other)?;
-        self.zip.write_all(&npy_header(meta))
+        let z = self.writer()?;
+        z.start_file(format!("{}.npy", meta.name.replace(['/', '\\'], "_")), opts).map_err(std::io::Error::other)?;
+        z.write_all(&npy_header(meta))
     }
     fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.zip.write_all(chunk)
+        self.writer()?.write_all(chunk)
     }
     fn finish(&mut self) -> std::io::Result<()> {
-        let f = std::mem::replace(&mut self.zip, zip::ZipWriter::new(tempfile_placeholder()?));
-        f.finish().map_err(std::io::Error::other)?.sync_all()
+        match self.zip.take() {
+            Some(z) => z.finish().map_err(std::io::Error::other).map(drop),
+            None => Ok(()),
+        }
     }
-}
-
-fn tempfile_placeholder() -> std::io::Result<File> {
-    File::open("/dev/null")
 }
 
 /// Streams `{"name": nested list, ...}` as JSON text, element by element.
