@@ -375,9 +375,11 @@ def analysis(w, st, over, trace_rows, join, e2e, reps, bare, broker):
       "it and the page-cache fill already keep both cores busy). Much more would need fewer copies: a "
       "sealed memfd that the supervisor creates and hands to the loader for tensors above a threshold (no "
       "`memfd_create` inside the sandbox, no new syscalls; the broker still validates every header).")
-    w("- These rates move with the machine's load more than anything else measured here: across runs "
-      "during development (same build, other work on the machine or not) the 1 GiB streams measured "
-      "1.0-2.8 GB/s in and 0.6-2.3 GB/s out.")
+    w("- These rates move with the machine's load more than anything else measured here, because every "
+      "byte is copied by CPUs the other work shares: across runs during development (same build) the "
+      "1 GiB output stream took 0.47-3.1 s, the slow runs with 5-8 runnable tasks on the 2 cores "
+      "(`/proc/loadavg`, sampled alongside) and no memory reclaim at all (`/proc/vmstat`); steady-state "
+      "output on a quiet machine streams at ~1.8-2.2 GB/s, input at ~2.5-3.3 GB/s.")
     w("- TensorFlow's own predict dominates large tensors (`model_loaded → predict_done` minus both "
       "directions): the identity Lambda copies the tensor several times, which is also why 1 GiB needs "
       "`--memory 12G` (child peak in the table).\n")

@@ -244,7 +244,7 @@ def main():
     log("broker throughput and supervisor memory")
     sizes = [1, 64] if quick else [1, 64, 1024]
     broker = bench_broker.measure(a.sandload, os.path.join(a.work, "identity.h5"), os.path.join(a.work, "broker"),
-                                  1 if quick else 3, sizes, big_runs=1 if quick else 2)
+                                  1 if quick else 3, sizes, big_runs=1 if quick else 3)
     load_after = os.getloadavg()
     elapsed = time.monotonic() - t_start
 
