@@ -31,6 +31,12 @@ pub fn resolve(cli: Option<&Path>) -> Result<Runtime, Failure> {
         (python_on_path()?, "python3 on PATH")
     };
     let exe = std::path::absolute(&path).map_err(|e| Failure::usage(format!("interpreter {}: {e}", path.display())))?;
+    // Resolve the directories (a symlinked venv must appear at its real place inside the view)
+    // but keep the file name: Python finds pyvenv.cfg from the path it was started by.
+    let exe = match (exe.parent().map(Path::canonicalize), exe.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => exe,
+    };
     let canonical = exe.canonicalize().map_err(|e| {
         Failure::usage(format!(
             "interpreter {} (from {source}) not found: {e}; run scripts/setup-python.sh or pass --python",

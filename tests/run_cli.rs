@@ -323,6 +323,20 @@ fn the_loader_also_runs_keras_3_where_safe_mode_refuses_lambdas() {
 }
 
 #[test]
+fn a_symlinked_venv_is_shown_at_its_real_place() {
+    if !sandbox_available() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(random_token("link"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(repo().join(".venv"), dir.join(".venv")).unwrap();
+    let py = dir.join(".venv/bin/python");
+    let r = sandload_run(&[fixtures().model("dense.h5").to_str().unwrap(), "--python", py.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
 fn a_runtime_that_lives_under_tmp_is_not_hidden_by_the_private_tmp() {
     if !sandbox_available() {
         return;
