@@ -23,6 +23,22 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every dtype the broker carries, in a fixed order.
+    pub const ALL: [DType; 12] = [
+        DType::Bool,
+        DType::Int8,
+        DType::Int16,
+        DType::Int32,
+        DType::Int64,
+        DType::Uint8,
+        DType::Uint16,
+        DType::Uint32,
+        DType::Uint64,
+        DType::Float16,
+        DType::Float32,
+        DType::Float64,
+    ];
+
     pub fn size(self) -> u64 {
         match self {
             DType::Bool | DType::Int8 | DType::Uint8 => 1,

@@ -33,22 +33,7 @@ pub fn v2_name(d: DType) -> &'static str {
 }
 
 pub fn from_v2_name(s: &str) -> Option<DType> {
-    [
-        DType::Bool,
-        DType::Int8,
-        DType::Int16,
-        DType::Int32,
-        DType::Int64,
-        DType::Uint8,
-        DType::Uint16,
-        DType::Uint32,
-        DType::Uint64,
-        DType::Float16,
-        DType::Float32,
-        DType::Float64,
-    ]
-    .into_iter()
-    .find(|d| v2_name(*d) == s)
+    DType::ALL.into_iter().find(|d| v2_name(*d) == s)
 }
 
 #[derive(Debug, Deserialize)]
